@@ -1,0 +1,56 @@
+# secondorder — one command per job. `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build on machines without a GPU (it is on local disk here); on a GPU cluster pip takes
+# the CUDA build of the same version.
+TORCH_SPEC ?= torch==2.13.0
+SCALE ?= demo
+STAMP := $(VENV)/.installed
+
+.PHONY: help install demo test lint reproduce-table1 reproduce-table3 spectrum report clean
+
+help:
+	@echo "make install            create $(VENV) and install torch + secondorder[dev]"
+	@echo "make demo               AdamW on the embedded default: train, evaluate, print EM/F1 (CPU, minutes)"
+	@echo "make test               the test suite (CPU only)"
+	@echo "make lint               ruff"
+	@echo "make reproduce-table1   Table I runs (SCALE=paper: albert-base-v2 on squad_v2, GPU; SCALE=demo: embedded) + table"
+	@echo "make reproduce-table3   Table III hand-off runs (needs the table1 AdamW run's epoch-2 checkpoint) + table"
+	@echo "make report             rebuild tables/figures in results/ from existing runs"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/train.py experiment=demo/table1_adamw
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests scripts
+
+reproduce-table1: $(STAMP)
+	for exp in table1_adamw table1_adahessian_k05 table1_adahessian_k025 table3_handoff_lr3e-4; do \
+	  $(PY) scripts/train.py experiment=$(SCALE)/$$exp resume=true || exit 1; \
+	done
+	$(PY) scripts/report.py table1 --scale $(SCALE)
+
+reproduce-table3: $(STAMP)
+	for exp in table3_handoff_lr3e-3 table3_handoff_lr3e-4 table3_handoff_lr3e-5; do \
+	  $(PY) scripts/train.py experiment=$(SCALE)/$$exp resume=true || exit 1; \
+	done
+	$(PY) scripts/report.py table3 --scale $(SCALE)
+
+report: $(STAMP)
+	$(PY) scripts/report.py all --scale $(SCALE)
+
+clean:
+	rm -rf results/demo results/adhoc outputs .pytest_cache

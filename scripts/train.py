@@ -1,0 +1,53 @@
+"""Fine-tune a QA model on SQuAD 2.0 (or the embedded synthetic set) and evaluate it.
+
+    python scripts/train.py                                  # embedded default, AdamW
+    python scripts/train.py experiment=demo/table1_adamw            # the `make demo` run
+    python scripts/train.py experiment=paper/table1_adamw    # albert-base-v2 on squad_v2
+    python scripts/train.py experiment=demo/table1_adamw resume=true  # continue a killed run
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from secondorder.hub import HubUnavailableError
+from secondorder.train import run
+from secondorder.train.trainer import NonFiniteLossError, StopRequested
+
+log = logging.getLogger("secondorder")
+
+
+def summary(result: dict, run_dir: str) -> str:
+    lines = [f"run directory: {run_dir}"]
+    if not result:
+        return lines[0]
+    lines.append(f"EM {result['exact']:.2f}  F1 {result['f1']:.2f}  ({result['total']} questions)")
+    for part in ("HasAns", "NoAns"):
+        if f"{part}_total" in result:
+            lines.append(f"  {part:6s} EM {result[f'{part}_exact']:.2f}  F1 {result[f'{part}_f1']:.2f}"
+                         f"  ({result[f'{part}_total']} questions)")
+    no_answer_baseline = 100.0 * result.get("NoAns_total", 0) / result["total"]
+    lines.append(f"all-no-answer baseline: EM = F1 = {no_answer_baseline:.2f}")
+    lines.append(f"training time {result['train_time_s']:.0f} s")
+    return "\n".join(lines)
+
+
+@hydra.main(config_path="../configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        result = run(cfg)
+    except StopRequested as stop:
+        log.warning("%s", stop)
+        return
+    except (HubUnavailableError, NonFiniteLossError, FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+    print(summary(result, cfg.run_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,442 @@
+"""AdaHessian (Yao et al., AAAI 2021; ``papers/001_adahessian.txt``, Algorithm 1).
+
+Update, for every parameter tensor (all operations element-wise)::
+
+    g_t   = gradient at theta_{t-1}
+    D_t   = z * (H z),  z Rademacher                          (Eq. 5-6, Hutchinson)
+    D_t^s = spatial average of D_t over blocks of b entries   (Eq. 7)
+    m_t   = beta1 m_{t-1} + (1 - beta1) g_t
+    v_t   = beta2 v_{t-1} + (1 - beta2) D_t^s * D_t^s         (Eq. 8-9, before bias correction)
+    theta_t = theta_{t-1} (1 - lr wd)
+              - lr * (m_t / (1 - beta1^t)) / ((sqrt(v_t / (1 - beta2^h)))^k + eps)
+
+Decisions on points the paper leaves open (each one is tested in ``tests/optim``):
+
+* **eps.** Algorithm 1 divides by ``v_t`` with no epsilon.  We follow the official
+  implementation (``amirgholami/adahessian``, ``instruction/adahessian.py``): eps is
+  added *after* the Hessian power, ``denominator = (sqrt(v_hat))^k + eps``, and its
+  default is ``1e-4`` (the official default; the fairseq port inherits Adam's 1e-8).
+* **Weight decay** is decoupled (AdamW style), ``theta <- theta (1 - lr wd)``, as in the
+  official code and in the report's Table II (``wd = 0.01``).
+* **Spatial averaging** (Eq. 7) averages the *signed* estimate ``D`` (the official code
+  averages ``|Hz|``; the paper averages ``D``; the two differ because v uses ``D^2``):
+
+  - tensors with 2 or 3 dims: blocks of ``block_size`` consecutive entries along the last
+    dimension; when the last dimension is not divisible by ``block_size`` the whole row
+    (last dimension) is averaged (official fallback).  See
+    :func:`secondorder.optim.curvature.spatial_average`.
+  - 4-D tensors (conv kernels ``(out, in, kh, kw)``): the mean over each ``kh x kw``
+    kernel, which is the paper's description ("average of the Hessian diagonal for each
+    convolution kernel (3x3)") and the official default for 4-D tensors.  In the
+    flattened layout this is Eq. 7 with ``b = kh*kw``.
+  - 1-D tensors (biases, LayerNorm): not averaged unless ``average_1d=True`` (official
+    default); then the last-dimension rule above applies.
+  - ``block_size=1`` turns averaging off for every tensor.
+* **Delayed Hessian** (Table 6): the estimate is refreshed on steps ``1, 1 + I, 1 + 2I, ...``
+  (``I = hessian_interval``).  ``v`` is updated only on refresh steps and is bias-corrected
+  with its own counter ``h`` (number of refreshes so far); between refreshes the last
+  ``v`` is reused, never fed stale copies of ``D``.  ``m`` is updated every step with the
+  step counter ``t``.  :meth:`AdaHessian.needs_curvature` tells the trainer whether to
+  build the double-backward graph.
+* **Randomness**: ``z`` comes from a ``torch.Generator`` seeded with ``seed`` (one per
+  device, created lazily on the parameters' device).  Seed all data-parallel ranks with
+  the same value so they draw the same ``z``.  ``seed=None`` uses ``torch.initial_seed()``.
+  Draw order: for each sample, parameters in ``param_groups`` order (those with a grad).
+* **Precision**: state (``exp_avg``, ``exp_hessian_diag_sq``) is kept in float32 for
+  float16/bfloat16 parameters and in the parameter dtype otherwise.  For low-precision
+  parameters the update is computed in float32 and rounded into the parameter (no
+  master copy).  Under bf16 autocast with float32 parameters everything is float32.
+* **Gradient clipping** between ``backward`` and ``step`` changes ``p.grad`` (hence the first
+  moment) but not the Hessian estimate: the HVP differentiates the autograd graph of the
+  gradient, which in-place edits of ``p.grad`` under ``no_grad`` do not alter.
+* After :meth:`AdaHessian.step` every ``p.grad`` is detached, so no graph outlives the step.
+* Counters (``step``, ``hessian_step``) and generator states are saved by
+  :meth:`state_dict` under the key ``"secondorder"``; resuming is bit-identical.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from itertools import chain
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from .curvature import hessian_vector_product, rademacher_like, spatial_average
+
+__all__ = ["AdaHessian"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _check(name: str, value: Any, ok: bool, allowed: str, owner: str) -> None:
+    if not ok:
+        raise ValueError(f"{owner}: {name}={value!r} is invalid; allowed: {allowed}")
+
+
+def _check_betas(betas: Any, owner: str) -> tuple[float, float]:
+    ok = (
+        isinstance(betas, (tuple, list))
+        and len(betas) == 2
+        and all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)
+    )
+    _check("betas", betas, ok, "two numbers, each in [0, 1)", owner)
+    return float(betas[0]), float(betas[1])
+
+
+def _state_dtype(p: Tensor) -> torch.dtype:
+    return torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
+
+
+class _GlobalStateOptimizer(Optimizer):
+    """Base for optimizers with model-wide (not per-parameter) state.
+
+    Subclasses keep such state in ``self._global`` (plain Python values or CPU tensors)
+    and implement :meth:`_extra_state` / :meth:`_load_extra_state`.  The state dict gains
+    a ``"secondorder"`` entry; loading it also restores per-parameter state tensors in
+    their saved dtype (``torch.optim.Optimizer`` would cast them to the parameter dtype,
+    which would round the float32 state of bf16 parameters).
+    """
+
+    _EXTRA_KEY = "secondorder"
+
+    def _extra_state(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        return {}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:  # pragma: no cover
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        sd = super().state_dict()
+        sd[self._EXTRA_KEY] = self._extra_state()
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        extra = state_dict.pop(self._EXTRA_KEY, None)
+        if extra is None:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: missing '{self._EXTRA_KEY}' entry "
+                "(state dict not produced by this optimizer)"
+            )
+        super().load_state_dict(state_dict)
+        id_map = dict(
+            zip(
+                chain.from_iterable(g["params"] for g in state_dict["param_groups"]),
+                chain.from_iterable(g["params"] for g in self.param_groups),
+                strict=True,
+            )
+        )
+        for pid, saved in state_dict["state"].items():
+            p = id_map.get(pid)
+            if p is None:
+                continue
+            for key, val in saved.items():
+                if isinstance(val, Tensor) and val.is_floating_point():
+                    self.state[p][key] = val.to(device=p.device, dtype=val.dtype, copy=True)
+        self._load_extra_state(extra)
+
+
+def _smooth(d: Tensor, block_size: int, average_1d: bool) -> Tensor:
+    """Spatial averaging policy of :class:`AdaHessian` (see module docstring)."""
+    if block_size <= 1 or d.dim() == 0:
+        return d
+    if d.dim() == 4:
+        return d.mean(dim=(2, 3), keepdim=True).expand_as(d).clone()
+    if d.dim() == 1 and not average_1d:
+        return d
+    return spatial_average(d, block_size)
+
+
+# ---------------------------------------------------------------------------- optimizer
+class AdaHessian(_GlobalStateOptimizer):
+    """AdaHessian with Hutchinson diagonal, spatial averaging, Hessian power and delayed Hessian.
+
+    Args:
+        params: parameters or parameter groups.  Per-group keys: ``lr``, ``betas``, ``eps``,
+            ``weight_decay``, ``hessian_power``, ``block_size``, ``average_1d``.
+        lr: learning rate.
+        betas: ``(beta1, beta2)`` for the gradient and Hessian-diagonal moments.
+        eps: added to ``(sqrt(v_hat))^k`` (official placement; default 1e-4 as official code).
+        weight_decay: decoupled weight decay (``theta *= 1 - lr * weight_decay``).
+        hessian_power: ``k`` in ``(0, 1]``.
+        n_samples: Rademacher vectors per refresh (the estimate is their mean).
+        block_size: spatial-averaging block ``b`` (1 = off).
+        average_1d: also average 1-D tensors.
+        hessian_interval: refresh the Hessian estimate every this many steps.
+        hessian_batch_fraction: fraction of the batch the trainer uses for the Hessian
+            (read by the trainer; the optimizer only needs ``hessian_scale`` in :meth:`step`).
+        seed: seed of the Rademacher generator (``None``: ``torch.initial_seed()``).
+        foreach: use ``torch._foreach_*`` over all tensors of a group at once (else one
+            tensor at a time, same arithmetic, smaller temporaries).
+
+    Model-wide settings (``n_samples``, ``hessian_interval``, ``hessian_batch_fraction``,
+    ``seed``, ``foreach``) are attributes, not group keys.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 0.15,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-4,
+        weight_decay: float = 0.0,
+        hessian_power: float = 1.0,
+        n_samples: int = 1,
+        block_size: int = 32,
+        average_1d: bool = False,
+        hessian_interval: int = 1,
+        hessian_batch_fraction: float = 1.0,
+        seed: int | None = None,
+        foreach: bool = True,
+    ) -> None:
+        owner = "AdaHessian"
+        self._check_group_values(lr, betas, eps, weight_decay, hessian_power, block_size, owner)
+        _check(
+            "n_samples",
+            n_samples,
+            isinstance(n_samples, int) and n_samples >= 1,
+            "integer >= 1",
+            owner,
+        )
+        _check(
+            "hessian_interval",
+            hessian_interval,
+            isinstance(hessian_interval, int) and hessian_interval >= 1,
+            "integer >= 1",
+            owner,
+        )
+        _check(
+            "hessian_batch_fraction",
+            hessian_batch_fraction,
+            isinstance(hessian_batch_fraction, (int, float)) and 0.0 < hessian_batch_fraction <= 1,
+            "(0, 1]",
+            owner,
+        )
+        _check("seed", seed, seed is None or isinstance(seed, int), "integer or None", owner)
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            hessian_power=hessian_power,
+            block_size=block_size,
+            average_1d=average_1d,
+        )
+        super().__init__(params, defaults)
+        for g in self.param_groups:
+            self._check_group_values(
+                g["lr"],
+                g["betas"],
+                g["eps"],
+                g["weight_decay"],
+                g["hessian_power"],
+                g["block_size"],
+                owner,
+            )
+        self.n_samples = n_samples
+        self.hessian_interval = hessian_interval
+        self.hessian_batch_fraction = float(hessian_batch_fraction)
+        self.seed = torch.initial_seed() if seed is None else seed
+        self.foreach = foreach
+        self._global: dict[str, Any] = {"step": 0, "hessian_step": 0}
+        self._generators: dict[str, torch.Generator] = {}
+
+    @staticmethod
+    def _check_group_values(lr, betas, eps, weight_decay, hessian_power, block_size, owner):
+        _check("lr", lr, isinstance(lr, (int, float)) and lr >= 0.0, "[0, inf)", owner)
+        _check_betas(betas, owner)
+        _check("eps", eps, isinstance(eps, (int, float)) and eps >= 0.0, "[0, inf)", owner)
+        _check(
+            "weight_decay",
+            weight_decay,
+            isinstance(weight_decay, (int, float)) and weight_decay >= 0.0,
+            "[0, inf)",
+            owner,
+        )
+        _check(
+            "hessian_power",
+            hessian_power,
+            isinstance(hessian_power, (int, float)) and 0.0 < hessian_power <= 1.0,
+            "(0, 1]",
+            owner,
+        )
+        _check(
+            "block_size",
+            block_size,
+            isinstance(block_size, int) and block_size >= 1,
+            "integer >= 1",
+            owner,
+        )
+
+    # ------------------------------------------------------------------ trainer protocol
+    def needs_curvature(self) -> bool:
+        """True when the coming :meth:`step` refreshes the Hessian estimate."""
+        return self._global["step"] % self.hessian_interval == 0
+
+    @property
+    def step_count(self) -> int:
+        return self._global["step"]
+
+    @property
+    def hessian_step_count(self) -> int:
+        return self._global["hessian_step"]
+
+    # ------------------------------------------------------------------ randomness
+    def _generator(self, device: torch.device) -> torch.Generator:
+        key = str(device)
+        gen = self._generators.get(key)
+        if gen is None:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.seed)
+            self._generators[key] = gen
+        return gen
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            "step": self._global["step"],
+            "hessian_step": self._global["hessian_step"],
+            "seed": self.seed,
+            "generators": {k: g.get_state() for k, g in self._generators.items()},
+        }
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self._global["step"] = int(extra["step"])
+        self._global["hessian_step"] = int(extra["hessian_step"])
+        self.seed = int(extra["seed"])
+        self._generators = {}
+        for key, gstate in extra["generators"].items():
+            gen = torch.Generator(device=torch.device(key))
+            gen.set_state(gstate.cpu())
+            self._generators[key] = gen
+
+    # ------------------------------------------------------------------ Hutchinson
+    def _hessian_diagonal(
+        self, params: list[Tensor], grads: list[Tensor], groups: list[dict[str, Any]], scale: float
+    ) -> list[Tensor]:
+        if not any(g.requires_grad for g in grads):
+            raise RuntimeError(
+                "AdaHessian: this step refreshes the Hessian estimate (needs_curvature() is "
+                "True) but no gradient carries an autograd graph; call "
+                "loss.backward(create_graph=True) on such steps"
+            )
+        acc: list[Tensor] | None = None
+        for s in range(self.n_samples):
+            zs = [rademacher_like([p], self._generator(p.device))[0] for p in params]
+            with torch.enable_grad():
+                hz = hessian_vector_product(grads, params, zs, retain_graph=s < self.n_samples - 1)
+            est = [(z * h).to(_state_dtype(p)) for z, h, p in zip(zs, hz, params, strict=True)]
+            if acc is None:
+                acc = est
+            else:
+                torch._foreach_add_(acc, est)
+        assert acc is not None
+        factor = float(scale) / self.n_samples
+        if factor != 1.0:
+            torch._foreach_mul_(acc, factor)
+        return [
+            _smooth(d, g["block_size"], g["average_1d"]) for d, g in zip(acc, groups, strict=True)
+        ]
+
+    # ------------------------------------------------------------------ step
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None, *, hessian_scale: float = 1.0) -> Any:
+        """One AdaHessian step.
+
+        Args:
+            closure: returns the batch loss (only called and returned, never needed).
+            hessian_scale: multiplies the Hutchinson estimate; the trainer passes
+                ``B / n_s`` when the Hessian graph covers only ``n_s`` of ``B`` examples.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        refresh = self.needs_curvature()
+        params: list[Tensor] = []
+        grads: list[Tensor] = []
+        owners: list[dict[str, Any]] = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("AdaHessian does not support sparse gradients")
+                params.append(p)
+                grads.append(p.grad)
+                owners.append(group)
+
+        diag: dict[int, Tensor] = {}
+        if refresh and params:
+            est = self._hessian_diagonal(params, grads, owners, hessian_scale)
+            diag = {id(p): d for p, d in zip(params, est, strict=True)}
+        # Free the double-backward graph: no gradient may keep it alive after the step.
+        for p in params:
+            if p.grad.requires_grad or p.grad.grad_fn is not None:
+                p.grad = p.grad.detach()
+
+        self._global["step"] += 1
+        if refresh:
+            self._global["hessian_step"] += 1
+        t = self._global["step"]
+        h = self._global["hessian_step"]
+
+        for group in self.param_groups:
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
+            ms, vs, gs, ds = [], [], [], []
+            for p in ps:
+                state = self.state[p]
+                if len(state) == 0:
+                    sd = _state_dtype(p)
+                    state["exp_avg"] = torch.zeros_like(
+                        p, dtype=sd, memory_format=torch.preserve_format
+                    )
+                    state["exp_hessian_diag_sq"] = torch.zeros_like(
+                        p, dtype=sd, memory_format=torch.preserve_format
+                    )
+                ms.append(state["exp_avg"])
+                vs.append(state["exp_hessian_diag_sq"])
+                gs.append(p.grad.to(state["exp_avg"].dtype))
+                if refresh:
+                    ds.append(diag[id(p)])
+            chunks = (
+                [slice(0, len(ps))] if self.foreach else [slice(i, i + 1) for i in range(len(ps))]
+            )
+            for sl in chunks:
+                self._update(
+                    group, ps[sl], gs[sl], ms[sl], vs[sl], ds[sl] if refresh else None, t, h
+                )
+        return loss
+
+    @staticmethod
+    def _update(group, ps, gs, ms, vs, ds, t: int, h: int) -> None:
+        beta1, beta2 = group["betas"]
+        lr, wd, eps, k = group["lr"], group["weight_decay"], group["eps"], group["hessian_power"]
+        # first moment (every step)
+        torch._foreach_mul_(ms, beta1)
+        torch._foreach_add_(ms, gs, alpha=1.0 - beta1)
+        # second moment of the spatially averaged Hessian diagonal (refresh steps only)
+        if ds is not None:
+            torch._foreach_mul_(vs, beta2)
+            torch._foreach_addcmul_(vs, ds, ds, value=1.0 - beta2)
+        bc1 = 1.0 - beta1**t
+        bc2 = 1.0 - beta2**h
+        denom = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denom, math.sqrt(bc2))
+        if k != 1.0:
+            torch._foreach_pow_(denom, float(k))
+        torch._foreach_add_(denom, eps)
+        work = [p if p.dtype == m.dtype else p.to(m.dtype) for p, m in zip(ps, ms, strict=True)]
+        if wd != 0.0:
+            torch._foreach_mul_(work, 1.0 - lr * wd)
+        torch._foreach_addcdiv_(work, ms, denom, value=-lr / bc1)
+        for p, w in zip(ps, work, strict=True):
+            if w is not p:
+                p.copy_(w)

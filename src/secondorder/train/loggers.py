@@ -1,0 +1,97 @@
+"""Run logs: JSON lines in the run directory (always) and Weights & Biases (optional).
+
+Files are the source of truth: tables and figures are rebuilt from `metrics.jsonl`,
+`evals.jsonl`, `epochs.jsonl` and `eval.json`, never from W&B. W&B runs offline unless
+`WANDB_MODE=online` (or `logger.mode=online`), so nothing needs an account.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_jsonl(path: Path, max_step: int) -> None:
+    """Drop records logged after `max_step`: a resumed run recomputes those steps."""
+    if path.exists():
+        kept = [r for r in read_jsonl(path) if r.get("step", 0) <= max_step]
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+class RunLogger:
+    """Writes training and evaluation records to the run directory and, if enabled, to W&B."""
+
+    STREAMS = ("metrics", "evals", "epochs")
+
+    def __init__(self, run_dir: Path, logger_cfg: Mapping, config: Mapping, *, resume_step: int | None):
+        self.run_dir = run_dir
+        self.paths = {name: run_dir / f"{name}.jsonl" for name in self.STREAMS}
+        if resume_step is None:
+            for path in self.paths.values():
+                path.unlink(missing_ok=True)
+        else:
+            for path in self.paths.values():
+                truncate_jsonl(path, resume_step)
+        self.wandb = None
+        if logger_cfg.get("name") == "wandb":
+            self.wandb = _start_wandb(run_dir, logger_cfg, config, resume=resume_step is not None)
+
+    def log(self, stream: str, record: Mapping[str, Any]) -> None:
+        append_jsonl(self.paths[stream], record)
+        if self.wandb is not None:
+            prefix = {"metrics": "train", "evals": "eval", "epochs": "epoch"}[stream]
+            data = {f"{prefix}/{k}": v for k, v in record.items() if isinstance(v, int | float)}
+            self.wandb.log(data, step=int(record["step"]))
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        if self.wandb is not None:
+            self.wandb.summary.update(dict(values))
+
+    def finish(self) -> None:
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
+
+
+def _start_wandb(run_dir: Path, cfg: Mapping, config: Mapping, *, resume: bool):
+    import wandb
+
+    id_file = run_dir / "wandb_id.txt"
+    if resume and id_file.exists():
+        run_id = id_file.read_text().strip()
+    else:
+        run_id = wandb.util.generate_id()
+        id_file.write_text(run_id)
+    return wandb.init(
+        project=cfg.get("project", "secondorder"),
+        entity=cfg.get("entity"),
+        group=cfg.get("group"),
+        tags=list(cfg.get("tags") or []),
+        name=cfg.get("run_name") or run_dir.name,
+        dir=str(run_dir),
+        mode=cfg.get("mode", "offline"),
+        id=run_id,
+        resume="allow",
+        config=dict(config),
+    )

@@ -1,0 +1,380 @@
+"""The training loop: phases of (optimizer, epochs), evaluation, checkpoints and logs.
+
+A run is a list of phases. A single-optimizer run is one phase; the report's hand-off is
+AdamW for two epochs, then AdaHessian for one. The loop has no optimizer-specific branches:
+it asks the optimizer whether the coming step needs curvature (`needs_curvature()`), builds
+the double-backward graph only then, and follows the protocol documented in
+`secondorder.optim` (including the Hessian-on-a-slice arrangement).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from secondorder.data.squad import epoch_order, iterate_batches
+from secondorder.optim import build_optimizer
+from secondorder.optim.curvature import curvature_slice_size
+from secondorder.qa.metric import squad_v2_scores
+from secondorder.qa.postprocess import postprocess_predictions
+from secondorder.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from secondorder.train.loggers import RunLogger
+from secondorder.train.meters import Throughput, memory_stats, reset_peak_memory
+from secondorder.train.schedules import build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopRequested(Exception):
+    """`trainer.stop_after_steps` was reached: the run stops as if killed (no checkpoint)."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    index: int
+    optimizer: Mapping  # the `optimizer` config node of this phase
+    epochs: int  # epochs trained in this phase
+    schedule_epochs: int  # epochs the learning-rate schedule spans (>= epochs)
+
+    @property
+    def name(self) -> str:
+        return str(self.optimizer["name"])
+
+
+def plan_phases(cfg: Mapping) -> list[Phase]:
+    """The phases of a run from the `strategy` config group."""
+    strategy, total = cfg["strategy"], int(cfg["trainer"]["epochs"])
+    if total < 1:
+        raise ValueError(f"trainer.epochs must be >= 1; got {total}")
+    if strategy["name"] == "single":
+        return [Phase(0, cfg["optimizer"], total, total)]
+    if strategy["name"] == "handoff":
+        first = int(strategy["first_epochs"])
+        if not 0 < first < total:
+            raise ValueError(
+                f"strategy.first_epochs={first} must be between 1 and trainer.epochs-1={total - 1}"
+            )
+        first_schedule = int(strategy.get("first_schedule_epochs") or first)
+        if first_schedule < first:
+            raise ValueError("strategy.first_schedule_epochs must be >= strategy.first_epochs")
+        second = Phase(1, cfg["optimizer"], total - first, total - first)
+        if strategy.get("init_from"):
+            return [second]  # the first phase was trained by another run
+        return [Phase(0, strategy["first_optimizer"], first, first_schedule), second]
+    raise ValueError(f"strategy.name must be 'single' or 'handoff'; got {strategy['name']!r}")
+
+
+@dataclass
+class Progress:
+    phase: int = 0  # index into the plan
+    epoch: int = 0  # epochs completed in this phase
+    batch: int = 0  # batches completed in this epoch
+    step: int = 0  # optimizer steps completed in the run
+    train_time_s: float = 0.0
+
+
+class Trainer:
+    def __init__(self, cfg: Mapping, model, tokenizer, train_features, eval_records, eval_features,
+                 run_dir: Path, config_dict: Mapping):
+        from accelerate import Accelerator
+
+        self.cfg, self.tcfg = cfg, cfg["trainer"]
+        if self.tcfg["mixed_precision"] not in ("no", "bf16"):
+            raise ValueError(
+                "trainer.mixed_precision must be 'no' or 'bf16' (fp16 needs loss scaling, which "
+                f"would also scale Hessian-vector products); got {self.tcfg['mixed_precision']!r}"
+            )
+        self.accelerator = Accelerator(
+            cpu=bool(self.tcfg["cpu"]), mixed_precision=self.tcfg["mixed_precision"]
+        )
+        self.device = self.accelerator.device
+        self.model = model.to(self.device)
+        self.pad_id = tokenizer.pad_token_id
+        self.train_features = train_features
+        self.eval_records = eval_records
+        self.eval_features = eval_features
+        self.run_dir = run_dir
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.config_dict = config_dict
+        self.phases = plan_phases(cfg)
+        self.batch_size = int(self.tcfg["batch_size"])
+        self.steps_per_epoch = math.ceil(len(train_features) / self.batch_size)
+        self._said_math_attention = False
+
+    # ----------------------------------------------------------------------------- loop
+    def fit(self) -> dict[str, Any]:
+        progress, resume_ckpt = self._start()
+        self.logger = RunLogger(
+            self.run_dir, self.cfg["logger"], self.config_dict,
+            resume_step=progress.step if resume_ckpt is not None else None,
+        )
+        last_eval = None
+        try:
+            for i, phase in enumerate(self.phases):
+                if i < progress.phase:
+                    continue
+                if progress.epoch < phase.epochs:  # a resumed run can stop at a phase's end
+                    last_eval = self._run_phase(phase, progress, resume_ckpt) or last_eval
+                resume_ckpt = None  # optimizer state belongs to the phase it was saved in
+                progress.phase, progress.epoch, progress.batch = i + 1, 0, 0
+        finally:
+            self.logger.finish()
+        if last_eval is None and (self.run_dir / "eval.json").exists():
+            last_eval = json.loads((self.run_dir / "eval.json").read_text())
+        return last_eval or {}
+
+    def _start(self) -> tuple[Progress, dict | None]:
+        last = self.ckpt_dir / "last.pt"
+        if self.cfg["resume"] and last.exists():
+            ckpt = load_checkpoint(last)
+            self.model.load_state_dict(ckpt["model"])
+            set_rng_state(ckpt["rng"])
+            progress = Progress(**ckpt["progress"])
+            log.info("resuming from %s at step %d", last, progress.step)
+            return progress, ckpt
+        if self.cfg["resume"]:
+            log.info("resume=true but no checkpoint in %s: starting a new run", self.ckpt_dir)
+        elif last.exists():
+            log.warning("%s holds an earlier run; starting over (pass resume=true to continue it)",
+                        self.run_dir)
+        init_from = self.cfg["strategy"].get("init_from")
+        if init_from:
+            self.model.load_state_dict(load_checkpoint(init_from)["model"])
+            log.info("hand-off: model weights from %s", init_from)
+        # A fresh run gets a fresh log directory; checkpoints of the old run are replaced.
+        for name in ("eval.json", "predictions.json", "na_probs.json"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        return Progress(), None
+
+    def _run_phase(self, phase: Phase, progress: Progress, resume_ckpt: dict | None):
+        schedule_steps = phase.schedule_epochs * self.steps_per_epoch
+        optimizer = build_optimizer(phase.optimizer, self.model, num_training_steps=schedule_steps)
+        scheduler = build_scheduler(self.cfg["schedule"], optimizer, schedule_steps)
+        if resume_ckpt is not None:
+            optimizer.load_state_dict(resume_ckpt["optimizer"])
+            scheduler.load_state_dict(resume_ckpt["scheduler"])
+        log.info("phase %d: %s for %d epoch(s), %d steps per epoch", phase.index, phase.name,
+                 phase.epochs, self.steps_per_epoch)
+        last_eval = None
+        while progress.epoch < phase.epochs:
+            stopped = self._train_epoch(phase, progress, optimizer, scheduler)
+            if stopped:
+                raise StopRequested(
+                    f"stopped after step {progress.step} (trainer.stop_after_steps); continue "
+                    "with resume=true"
+                )
+            progress.epoch += 1
+            progress.batch = 0
+            last_eval = self.evaluate(progress, phase)
+            self._checkpoint(progress, optimizer, scheduler, epoch_end=True, phase=phase)
+        return last_eval
+
+    def _train_epoch(self, phase: Phase, progress: Progress, optimizer, scheduler) -> bool:
+        """Train from progress.batch to the end of the epoch; True if stopped early on purpose."""
+        self.model.train()
+        seed = int(self.cfg["seed"])
+        epoch_global = self._global_epoch(phase, progress.epoch)
+        order = epoch_order(len(self.train_features), seed + 7919 * phase.index, progress.epoch)
+        batches = iterate_batches(self.train_features, order, self.batch_size, self.pad_id,
+                                  start=progress.batch)
+        reset_peak_memory(self.device)
+        meter, epoch_start = Throughput(self.device), time.perf_counter()
+        losses, epoch_losses = [], []
+        log_every = int(self.tcfg["log_every_steps"])
+        eval_every = self.tcfg.get("eval_every_steps")
+        ckpt_every = self.tcfg.get("checkpoint_every_steps")
+        stop_after = self.tcfg.get("stop_after_steps")
+        bar = tqdm(batches, total=self.steps_per_epoch, initial=progress.batch,
+                   desc=f"{phase.name} epoch {epoch_global}", disable=not self.tcfg["progress"],
+                   dynamic_ncols=True)
+        for batch in bar:
+            loss = self._train_step(batch, optimizer, scheduler, progress)
+            progress.step += 1
+            progress.batch += 1
+            losses.append(loss)
+            epoch_losses.append(loss)
+            meter.update(len(batch["input_ids"]))
+            if progress.step % log_every == 0 or progress.batch == self.steps_per_epoch:
+                record = {
+                    "step": progress.step, "epoch": epoch_global - 1 + progress.batch / self.steps_per_epoch,
+                    "phase": phase.index, "optimizer": phase.name,
+                    "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+                    **meter.read(), **memory_stats(self.device),
+                }
+                self.logger.log("metrics", record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", ex_s=f"{record['examples_per_s']:.0f}")
+                losses = []
+            if eval_every and progress.step % int(eval_every) == 0 and progress.batch < self.steps_per_epoch:
+                self.evaluate(progress, phase)
+            if ckpt_every and progress.step % int(ckpt_every) == 0 and progress.batch < self.steps_per_epoch:
+                self._checkpoint(progress, optimizer, scheduler, epoch_end=False, phase=phase)
+            if stop_after and progress.step >= int(stop_after):
+                bar.close()
+                return True
+        bar.close()
+        epoch_time = time.perf_counter() - epoch_start
+        progress.train_time_s += epoch_time
+        self.logger.log("epochs", {
+            "step": progress.step, "epoch": epoch_global, "phase": phase.index,
+            "optimizer": phase.name, "steps": len(epoch_losses),
+            "mean_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan"),
+            "time_s": epoch_time, **memory_stats(self.device),
+        })
+        return False
+
+    def _global_epoch(self, phase: Phase, epoch_in_phase: int) -> int:
+        """1-based epoch number counted over the whole run (hand-off epochs continue counting)."""
+        before = sum(p.epochs for p in self._all_phases() if p.index < phase.index)
+        return before + epoch_in_phase + 1
+
+    def _all_phases(self) -> list[Phase]:
+        if self.cfg["strategy"]["name"] == "handoff" and self.cfg["strategy"].get("init_from"):
+            first = int(self.cfg["strategy"]["first_epochs"])
+            return [Phase(0, self.cfg["strategy"]["first_optimizer"], first, first), *self.phases]
+        return self.phases
+
+    # ----------------------------------------------------------------------------- step
+    def _loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with self.accelerator.autocast():
+            return self.model(**inputs).loss.float()
+
+    def _attention(self, curvature: bool):
+        """Fused SDPA kernels have no double backward: use the math kernel on curvature steps."""
+        if not curvature:
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        if not self._said_math_attention:
+            log.info("curvature steps run attention with the math SDPA kernel "
+                     "(fused kernels have no double backward)")
+            self._said_math_attention = True
+        return sdpa_kernel(SDPBackend.MATH)
+
+    def _train_step(self, batch, optimizer, scheduler, progress: Progress) -> float:
+        curvature = bool(getattr(optimizer, "needs_curvature", lambda: False)())
+        fraction = float(getattr(optimizer, "hessian_batch_fraction", 1.0)) if curvature else 1.0
+        size = len(batch["input_ids"])
+        n_slice = curvature_slice_size(size, fraction) if fraction < 1.0 else size
+        step_kwargs = {}
+        with self._attention(curvature):
+            if n_slice < size:
+                # Hessian from a slice: only the slice keeps its graph; the rest only adds to
+                # the gradient, so p.grad is still the full-batch gradient.
+                head = {k: v[:n_slice] for k, v in batch.items()}
+                tail = {k: v[n_slice:] for k, v in batch.items()}
+                loss_head = self._loss(head) * (n_slice / size)
+                loss_head.backward(create_graph=True)
+                loss_tail = self._loss(tail) * ((size - n_slice) / size)
+                loss_tail.backward()
+                loss = (loss_head + loss_tail).detach()
+                step_kwargs["hessian_scale"] = size / n_slice
+            else:
+                loss = self._loss(batch)
+                loss.backward(create_graph=curvature)
+                loss = loss.detach()
+        value = float(loss)
+        if not math.isfinite(value):
+            last = self.ckpt_dir / "last.pt"
+            kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
+            raise NonFiniteLossError(
+                f"training loss is {value} at step {progress.step + 1} (phase {progress.phase}, "
+                f"epoch {progress.epoch + 1}, batch {progress.batch + 1}); {kept}. Lower the "
+                "learning rate (or, for AdaHessian, the Hessian power) and start again."
+            )
+        clip = self.tcfg.get("grad_clip_norm")
+        if clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+        optimizer.step(lambda: loss, **step_kwargs)
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return value
+
+    # ----------------------------------------------------------------------------- eval
+    @torch.no_grad()
+    def predict(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end logits of every evaluation feature, padded to one width."""
+        self.model.eval()
+        starts, ends = [], []
+        order = range(len(self.eval_features))
+        for batch in iterate_batches(self.eval_features, order, int(self.cfg["eval"]["batch_size"]),
+                                     self.pad_id):
+            inputs = {k: v.to(self.device) for k, v in batch.items()}
+            with self.accelerator.autocast():
+                out = self.model(**inputs)
+            starts.append(out.start_logits.float().cpu().numpy())
+            ends.append(out.end_logits.float().cpu().numpy())
+        width = max(s.shape[1] for s in starts)
+
+        def stack(chunks):  # padding positions have no offsets, so they are never chosen
+            return np.concatenate([np.pad(c, ((0, 0), (0, width - c.shape[1])), constant_values=-1e4)
+                                   for c in chunks])
+
+        return stack(starts), stack(ends)
+
+    def evaluate(self, progress: Progress, phase: Phase) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        start_logits, end_logits = self.predict()
+        ecfg = self.cfg["eval"]
+        features = self.eval_features.select_columns(["example_id", "offset_mapping"])
+        predictions, na_probs = postprocess_predictions(
+            self.eval_records, features, start_logits, end_logits,
+            n_best_size=int(ecfg["n_best_size"]), max_answer_length=int(ecfg["max_answer_length"]),
+            null_score_diff_threshold=float(ecfg["null_score_diff_threshold"]),
+        )
+        scores = squad_v2_scores(self.eval_records.to_list(), predictions, na_probs)
+        record = {
+            **scores, "step": progress.step, "epoch": self._global_epoch(phase, progress.epoch) - 1
+            + progress.batch / self.steps_per_epoch, "phase": phase.index, "optimizer": phase.name,
+            "train_time_s": progress.train_time_s, "eval_time_s": time.perf_counter() - t0,
+        }
+        self.logger.log("evals", record)
+        self.logger.summary({k: v for k, v in record.items() if isinstance(v, int | float)})
+        _write_json(self.run_dir / "eval.json", record)
+        _write_json(self.run_dir / "predictions.json", predictions)
+        _write_json(self.run_dir / "na_probs.json", na_probs)
+        log.info("eval at step %d: EM %.2f F1 %.2f (HasAns F1 %s, NoAns F1 %s)", progress.step,
+                 scores["exact"], scores["f1"], _fmt(scores.get("HasAns_f1")),
+                 _fmt(scores.get("NoAns_f1")))
+        self.model.train()
+        return record
+
+    # ----------------------------------------------------------------------------- state
+    def _checkpoint(self, progress: Progress, optimizer, scheduler, *, epoch_end: bool, phase: Phase):
+        state = {
+            "progress": vars(progress).copy(),
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "phase_optimizer": phase.name,
+        }
+        path = save_checkpoint(self.ckpt_dir / "last.pt", state)
+        if epoch_end and self.tcfg.get("keep_epoch_checkpoints"):
+            epoch = self._global_epoch(phase, progress.epoch - 1)
+            save_checkpoint(self.ckpt_dir / f"epoch{epoch}.pt", state)
+        log.debug("checkpoint %s at step %d", path, progress.step)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)

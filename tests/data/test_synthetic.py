@@ -1,0 +1,270 @@
+"""Tests for the embedded synthetic SQuAD-2.0 data set."""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+
+import pytest
+
+from secondorder.data.synthetic import _generate, corpus_texts, generate_squad_v2
+
+N = 3000
+YEAR_RE = re.compile(r"\b(1[7-9]\d\d|20[0-2]\d)\b")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _generate(N, seed=7)
+
+
+@pytest.fixture(scope="module")
+def records(data):
+    return data[0]
+
+
+def _answerable(data):
+    return [(r, m) for r, m in zip(*data, strict=True) if r["answers"]["text"]]
+
+
+def _unanswerable(data):
+    return [(r, m) for r, m in zip(*data, strict=True) if not r["answers"]["text"]]
+
+
+def _name_words(question: str) -> list[str]:
+    """Capitalised words of a question except its first word (i.e. the named entity)."""
+    return re.findall(r"[A-Z][a-z]+", question)[1:]
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_schema_spans_and_ids(records):
+    assert len(records) == N
+    for r in records:
+        assert list(r) == ["id", "title", "context", "question", "answers"]
+        assert all(isinstance(r[k], str) and r[k] for k in ("id", "title", "context", "question"))
+        assert list(r["answers"]) == ["text", "answer_start"]
+        texts, starts = r["answers"]["text"], r["answers"]["answer_start"]
+        assert isinstance(texts, list) and isinstance(starts, list)
+        assert len(texts) == len(starts) <= 1
+        for text, start in zip(texts, starts, strict=True):
+            assert isinstance(text, str) and type(start) is int
+            assert r["context"][start : start + len(text)] == text
+            assert 1 <= len(text.split()) <= 4
+            assert text == text.strip()
+        assert r["question"].endswith("?")
+    ids = [r["id"] for r in records]
+    assert len(set(ids)) == len(ids)
+    assert ids[0] == "train-7-000000" and ids[-1] == f"train-7-{N - 1:06d}"
+
+
+def test_paragraphs_are_shared_and_consecutive(records):
+    runs: list[str] = []  # one entry per run of consecutive records with the same context
+    for k, r in enumerate(records):
+        if k == 0 or r["context"] != records[k - 1]["context"]:
+            runs.append(r["context"])
+        else:
+            assert r["title"] == records[k - 1]["title"]
+    assert len(set(runs)) == len(runs), "a paragraph's questions must be consecutive"
+    assert 2.5 < len(records) / len(runs) <= 4  # default questions_per_paragraph=(2, 4)
+    # no question is asked twice about the same paragraph
+    pairs = [(r["context"], r["question"]) for r in records]
+    assert len(set(pairs)) == len(pairs)
+
+
+def test_context_length_and_vocabulary(records):
+    contexts = list(dict.fromkeys(r["context"] for r in records))
+    n_words = [len(c.split()) for c in contexts]
+    assert 40 <= statistics.median(n_words) <= 120
+    assert sum(30 <= n <= 130 for n in n_words) / len(n_words) > 0.95
+    # the non-name vocabulary (lowercase words) stays small
+    lower = {w for t in corpus_texts(records) for w in re.findall(r"\b[a-z]+\b", t)}
+    assert len(lower) < 300
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+def test_deterministic_and_salted():
+    a = generate_squad_v2(300, seed=3)
+    state = random.getstate()
+    random.seed(12345)  # global RNG state must not matter ...
+    b = generate_squad_v2(300, seed=3)
+    random.setstate(state)
+    assert a == b
+    before = random.getstate()
+    generate_squad_v2(50, seed=3)
+    assert random.getstate() == before  # ... nor be touched
+    assert generate_squad_v2(300, seed=4) != a
+    val = generate_squad_v2(300, seed=3, split="validation")
+    assert val[0]["id"] == "validation-3-000000"
+    assert {r["context"] for r in val}.isdisjoint({r["context"] for r in a})
+    assert [r["question"] for r in val] != [r["question"] for r in a]
+    assert generate_squad_v2(1, seed=3) == generate_squad_v2(1, seed=3)
+
+
+# ----------------------------------------------------------------------------- answerability
+
+
+@pytest.mark.parametrize("fraction", [1 / 3, 0.5])
+def test_unanswerable_fraction(fraction):
+    records = generate_squad_v2(N, seed=11, unanswerable_fraction=fraction)
+    measured = sum(not r["answers"]["text"] for r in records) / len(records)
+    assert abs(measured - fraction) <= 0.03
+    assert sum(not r["answers"]["text"] for r in records) == round(fraction * N)
+
+
+def test_zero_unanswerable():
+    records = generate_squad_v2(200, seed=0, unanswerable_fraction=0.0)
+    assert all(r["answers"]["text"] for r in records)
+
+
+def test_answerable_questions_name_an_entity_of_the_context(data):
+    for r, m in _answerable(data):
+        words = _name_words(r["question"])
+        assert words, r["question"]
+        assert all(w in r["context"] for w in words), (r["question"], r["context"])
+        assert m.given_value in r["question"] and m.given_value in r["context"]
+        # well posed: exactly one fact of the asked relation names that entity
+        matching = [
+            f for f in m.paragraph.facts_of(m.relation) if f.values[m.given_slot] == m.given_value
+        ]
+        assert len(matching) == 1
+        assert matching[0].values[m.answer_slot] == r["answers"]["text"][0]
+        assert matching[0].spans[m.answer_slot] == r["answers"]["answer_start"][0]
+
+
+def test_unanswerable_questions_are_adversarial(data):
+    unanswerable = _unanswerable(data)
+    kinds = [m.kind for _, m in unanswerable]
+    assert set(kinds) == {"unanswerable-mentioned", "unanswerable-absent"}
+    assert 0.3 < kinds.count("unanswerable-mentioned") / len(kinds) < 0.8
+    with_distractor = 0
+    for r, m in unanswerable:
+        para = m.paragraph
+        facts = para.facts_of(m.relation)
+        assert facts, "the asked relation must be stated (for someone else)"
+        assert all(f.values[m.given_slot] != m.given_value for f in facts)
+        if m.kind == "unanswerable-mentioned":
+            assert m.given_value in r["context"]
+        else:
+            assert any(w not in r["context"] for w in _name_words(r["question"]))
+        with_distractor += any(mention.type == m.answer_type for mention in para.mentions)
+    assert with_distractor / len(unanswerable) >= 0.9
+
+
+def test_mentions_match_context(data):
+    for para in {id(m.paragraph): m.paragraph for m in data[1]}.values():
+        for mention in para.mentions:
+            assert para.context[mention.start : mention.start + len(mention.text)] == mention.text
+
+
+def test_answers_have_distractors_of_the_same_type(data):
+    answerable = _answerable(data)
+    with_distractor = 0
+    for r, m in answerable:
+        gold = r["answers"]["text"][0]
+        with_distractor += any(
+            mention.type == m.answer_type and mention.text != gold
+            for mention in m.paragraph.mentions
+        )
+    assert with_distractor / len(answerable) >= 0.9
+    # independent re-parse for year answers: another year is always in the context
+    years = [(r, m) for r, m in answerable if m.answer_type == "year"]
+    assert len(years) > 50
+    for r, _ in years:
+        found = YEAR_RE.findall(r["context"])
+        assert r["answers"]["text"][0] in found
+        assert len(set(found)) >= 2
+
+
+# ----------------------------------------------------------------------------- no shortcuts
+
+
+def test_answer_positions_are_spread(data):
+    rel = [r["answers"]["answer_start"][0] / len(r["context"]) for r, _ in _answerable(data)]
+    assert statistics.pstdev(rel) > 0.15
+    # and the answer is not usually in the first or last sentence
+    first_sentence = [
+        r["answers"]["answer_start"][0] < r["context"].index(". ") for r, _ in _answerable(data)
+    ]
+    assert sum(first_sentence) / len(first_sentence) < 0.1
+
+
+def test_question_blind_baselines_fail(data):
+    answerable = _answerable(data)
+    # knows only the answer type (from the wh-word): first candidate of that type
+    first_of_type = 0
+    # knows the relation, not the entity: first answer-slot value of that relation
+    first_of_relation = 0
+    for r, m in answerable:
+        gold = r["answers"]["answer_start"][0]
+        first = next(x for x in m.paragraph.mentions if x.type == m.answer_type)
+        first_of_type += first.start == gold
+        starts = sorted(f.spans[m.answer_slot] for f in m.paragraph.facts_of(m.relation))
+        first_of_relation += starts[0] == gold
+    assert first_of_type / len(answerable) < 0.45
+    assert first_of_relation / len(answerable) < 0.55
+    # nor does a type-only model answer years: first year of the context
+    years = [(r, m) for r, m in answerable if m.answer_type == "year"]
+    hits = sum(YEAR_RE.search(r["context"]).group(0) == r["answers"]["text"][0] for r, _ in years)
+    assert hits / len(years) < 0.6
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def test_paragraph_options():
+    records, metas = _generate(
+        200, seed=5, facts_per_paragraph=(2, 2), questions_per_paragraph=(5, 5)
+    )
+    assert len(records) == 200
+    assert all(len(m.paragraph.facts) == 2 for m in metas)
+    contexts = list(dict.fromkeys(r["context"] for r in records))
+    assert len(records) / len(contexts) > 3
+    single = generate_squad_v2(50, seed=5, facts_per_paragraph=(1, 1))
+    assert len(single) == 50
+    for r in single:
+        for text, start in zip(r["answers"]["text"], r["answers"]["answer_start"], strict=True):
+            assert r["context"][start : start + len(text)] == text
+    big = generate_squad_v2(
+        100, seed=5, facts_per_paragraph=(24, 24), questions_per_paragraph=(1, 1)
+    )
+    assert len(big) == 100
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_questions": 0},
+        {"num_questions": -5},
+        {"num_questions": 2.5},
+        {"unanswerable_fraction": 1.0},
+        {"unanswerable_fraction": -0.1},
+        {"unanswerable_fraction": "0.3"},
+        {"facts_per_paragraph": (0, 3)},
+        {"facts_per_paragraph": (4, 3)},
+        {"facts_per_paragraph": (3,)},
+        {"facts_per_paragraph": (3, 100)},
+        {"questions_per_paragraph": (2, 1)},
+        {"questions_per_paragraph": (0, 0)},
+        {"questions_per_paragraph": (1.0, 2)},
+        {"split": ""},
+        {"seed": "1"},
+    ],
+)
+def test_validation(kwargs):
+    args = {"num_questions": 10, "seed": 0, **kwargs}
+    with pytest.raises(ValueError):
+        generate_squad_v2(args.pop("num_questions"), **args)
+
+
+def test_corpus_texts():
+    records = generate_squad_v2(100, seed=2)
+    texts = list(corpus_texts(records))
+    contexts = list(dict.fromkeys(r["context"] for r in records))
+    assert [t for t in texts if t in set(contexts)] == contexts
+    assert [t for t in texts if t not in set(contexts)] == [r["question"] for r in records]
+    assert len(texts) == len(contexts) + len(records)
