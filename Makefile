@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 SCALE ?= demo
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test lint reproduce-table1 reproduce-table3 spectrum report clean
+.PHONY: help install demo test lint bench reproduce-table1 reproduce-table3 report clean
 
 help:
 	@echo "make install            create $(VENV) and install torch + secondorder[dev]"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint               ruff"
 	@echo "make reproduce-table1   Table I runs (SCALE=paper: albert-base-v2 on squad_v2, GPU; SCALE=demo: embedded) + table"
 	@echo "make reproduce-table3   Table III hand-off runs (needs the table1 AdamW run's epoch-2 checkpoint) + table"
+	@echo "make bench              per-step time and memory of every optimizer as ratios to AdamW (GPU if present)"
 	@echo "make report             rebuild tables/figures in results/ from existing runs"
 
 install: $(STAMP)
@@ -36,6 +37,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts
+
+bench: $(STAMP)
+	$(PY) scripts/bench_step.py
 
 reproduce-table1: $(STAMP)
 	for exp in table1_adamw table1_adahessian_k05 table1_adahessian_k025 table3_handoff_lr3e-4; do \

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from secondorder.data.synthetic import _generate, corpus_texts, generate_squad_v2
+from secondorder.data.synthetic import _TEMPLATE_WORDS, _generate, corpus_texts, generate_squad_v2
 
 N = 3000
 YEAR_RE = re.compile(r"\b(1[7-9]\d\d|20[0-2]\d)\b")
@@ -268,3 +268,28 @@ def test_corpus_texts():
     assert [t for t in texts if t in set(contexts)] == contexts
     assert [t for t in texts if t not in set(contexts)] == [r["question"] for r in records]
     assert len(texts) == len(contexts) + len(records)
+
+
+def test_name_pool_limits_and_shares_names_across_splits():
+    pooled = {
+        split: generate_squad_v2(1500, seed=4, name_pool=60, split=split)
+        for split in ("train", "validation")
+    }
+    # Invented names are capitalised words outside the templates; with a pool of 60 per kind
+    # (first names, surnames, towns, rivers, organisations, languages) at most 6 * 60 occur.
+    def names(records):
+        return {w for r in records for w in re.findall(r"\b[A-Z][a-z]+\b", r["context"])
+                if w.lower() not in _TEMPLATE_WORDS}
+
+    train, validation = names(pooled["train"]), names(pooled["validation"])
+    assert len(train) <= 6 * 60
+    assert len(validation & train) >= 0.9 * len(validation)  # the splits share the pool
+    fresh = names(generate_squad_v2(1500, seed=4, split="train"))
+    assert len(fresh) > 3 * len(train)  # without a pool names are invented afresh
+    assert generate_squad_v2(200, seed=4, name_pool=60) == generate_squad_v2(200, seed=4, name_pool=60)
+    for records in pooled.values():  # still exact substrings at answer_start
+        for r in records:
+            for text, start in zip(r["answers"]["text"], r["answers"]["answer_start"], strict=True):
+                assert r["context"][start : start + len(text)] == text
+    with pytest.raises(ValueError, match="name_pool"):
+        generate_squad_v2(10, seed=0, name_pool=5)

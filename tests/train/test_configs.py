@@ -32,7 +32,7 @@ def test_experiment_composes_and_resolves(experiment):
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     phases = plan_phases(cfg)
     assert sum(p.epochs for p in phases) <= cfg.trainer.epochs
-    assert all(p.optimizer["name"] in {"adamw", "adahessian", "soaa", "sgd"} for p in phases)
+    assert all(p.optimizer["name"] in {"adamw", "adahessian", "soaa", "sgd", "adasub"} for p in phases)
 
 
 def test_table1_adamw_is_table2_of_the_report():

@@ -47,6 +47,9 @@ def load_records(data_cfg: Mapping):
                     int(data_cfg[f"num_{split}"]),
                     seed=int(data_cfg["seed"]),
                     unanswerable_fraction=float(data_cfg["unanswerable_fraction"]),
+                    facts_per_paragraph=tuple(data_cfg.get("facts_per_paragraph", (3, 6))),
+                    questions_per_paragraph=tuple(data_cfg.get("questions_per_paragraph", (2, 4))),
+                    name_pool=data_cfg.get("name_pool"),
                     split=split,
                 )
             )

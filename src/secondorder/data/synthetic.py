@@ -503,9 +503,25 @@ class _QAMeta:
 class _World:
     """Invents names and values; keeps one paragraph's names free of clashes."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, *, name_pool: int | None = None, seed: int = 0) -> None:
         self.rng = rng
+        self.name_pool = name_pool
+        self.seed = seed
+        self._pools: dict[tuple[str, ...], list[str]] = {}
         self.reset()
+
+    def _pool(self, endings: tuple[str, ...]) -> list[str]:
+        """`name_pool` invented words with these endings, the same for every split of a seed."""
+        pool = self._pools.get(endings)
+        if pool is None:
+            rng = random.Random(f"secondorder.synthetic.names|{self.seed}|{'/'.join(endings)}")
+            chosen: dict[str, None] = {}
+            while len(chosen) < self.name_pool:
+                w = rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES) + rng.choice(endings)
+                if w not in _TEMPLATE_WORDS:
+                    chosen[w] = None
+            pool = self._pools[endings] = list(chosen)
+        return pool
 
     def reset(self) -> None:
         self.used_words: set[str] = set()  # invented words (lowercase) used in the paragraph
@@ -513,8 +529,12 @@ class _World:
 
     def _word(self, endings: tuple[str, ...]) -> str:
         rng = self.rng
+        pool = self._pool(endings) if self.name_pool else None
         while True:
-            w = rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES) + rng.choice(endings)
+            if pool is not None:
+                w = rng.choice(pool)
+            else:
+                w = rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES) + rng.choice(endings)
             if w not in self.used_words and w not in _TEMPLATE_WORDS:
                 return w.capitalize()
 
@@ -748,6 +768,7 @@ def _generate(
     facts_per_paragraph: tuple[int, int] = (3, 6),
     questions_per_paragraph: tuple[int, int] = (2, 4),
     split: str = "train",
+    name_pool: int | None = None,
 ) -> tuple[list[dict], list[_QAMeta]]:
     """Like :func:`generate_squad_v2`, plus a construction record per question."""
     if isinstance(num_questions, bool) or not isinstance(num_questions, int):
@@ -771,9 +792,12 @@ def _generate(
     questions_range = _check_range("questions_per_paragraph", questions_per_paragraph)
     if not isinstance(split, str) or not split:
         raise ValueError(f"split must be a non-empty string, got {split!r}")
+    if name_pool is not None and (isinstance(name_pool, bool) or not isinstance(name_pool, int)
+                                  or not 50 <= name_pool <= 2000):
+        raise ValueError(f"name_pool must be null or an integer in [50, 2000], got {name_pool!r}")
 
     rng = random.Random(f"secondorder.synthetic.squad_v2|{split}|{seed}")
-    world = _World(rng)
+    world = _World(rng, name_pool=name_pool, seed=seed)
     n_unanswerable = round(unanswerable_fraction * num_questions)
     unanswerable = set(rng.sample(range(num_questions), n_unanswerable))
 
@@ -814,6 +838,7 @@ def generate_squad_v2(
     facts_per_paragraph: tuple[int, int] = (3, 6),
     questions_per_paragraph: tuple[int, int] = (2, 4),
     split: str = "train",
+    name_pool: int | None = None,
 ) -> list[dict]:
     """Generate a deterministic synthetic data set in the HF ``squad_v2`` record format.
 
@@ -827,6 +852,11 @@ def generate_squad_v2(
         questions_per_paragraph: inclusive (min, max) questions per paragraph.  A paragraph
             may get fewer when all its facts have been asked already.
         split: salts the RNG (``"train"`` and ``"validation"`` differ) and prefixes ids.
+        name_pool: if set, invented names are drawn from a fixed pool of this many words
+            per kind of name (first names, surnames, towns, ...), shared by all splits of
+            a seed, instead of being invented afresh. Names then recur, as they do in
+            SQuAD, and a locally trained tokenizer keeps each as one token, so a small
+            model can match the name in a question with its mentions in the context.
 
     Returns:
         ``[{"id", "title", "context", "question", "answers": {"text", "answer_start"}}]``;
@@ -841,6 +871,7 @@ def generate_squad_v2(
         facts_per_paragraph=facts_per_paragraph,
         questions_per_paragraph=questions_per_paragraph,
         split=split,
+        name_pool=name_pool,
     )
     return records
 

@@ -27,10 +27,13 @@ def build_model(model_cfg: Mapping, tokenizer):
             "embedded default with model=albert_tiny.",
         ):
             return AutoModelForQuestionAnswering.from_pretrained(name, attn_implementation=attn)
-    config = AlbertConfig(
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        **dict(model_cfg["config"]),
-    )
+    arch = dict(model_cfg["config"])
+    arch.setdefault("vocab_size", len(tokenizer))
+    if arch["vocab_size"] < len(tokenizer):
+        raise ValueError(
+            f"model.config.vocab_size={arch['vocab_size']} is smaller than the tokenizer's "
+            f"vocabulary ({len(tokenizer)}); raise it or remove it to use the tokenizer's size"
+        )
+    config = AlbertConfig(pad_token_id=tokenizer.pad_token_id, **arch)
     config._attn_implementation = attn
     return AlbertForQuestionAnswering(config)

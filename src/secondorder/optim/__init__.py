@@ -1,7 +1,7 @@
 """Optimizers: AdaHessian, SOAA, AdaSub and the AdamW / SGD baselines.
 
-:func:`build_optimizer` builds ``adamw``, ``adahessian``, ``soaa`` and ``sgd`` from the Hydra
-``optimizer`` group; :class:`AdaSub` is constructed directly (it has no config yet).
+:func:`build_optimizer` builds ``adamw``, ``adahessian``, ``soaa``, ``sgd`` and ``adasub`` from
+the Hydra ``optimizer`` group (``configs/optimizer/*.yaml``).
 
 Trainer protocol
 ----------------

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .adahessian import AdaHessian
+from .adasub import AdaSub
 from .soaa import SOAA
 
 __all__ = ["build_optimizer", "OPTIMIZERS", "DEFAULT_NO_DECAY"]
@@ -86,9 +87,16 @@ _SPECS: dict[str, dict[str, Check]] = {
         "gamma": _UNIT,
         "foreach": _BOOL,
     },
+    "adasub": {
+        "lr": _NONNEG,
+        "weight_decay": _NONNEG,
+        "n_directions": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
+        "rho": _NONNEG,
+        "cross_layer_hvp": _BOOL,
+    },
 }
 
-OPTIMIZERS: tuple[str, ...] = ("adamw", "adahessian", "soaa", "sgd")
+OPTIMIZERS: tuple[str, ...] = ("adamw", "adahessian", "soaa", "sgd", "adasub")
 assert set(OPTIMIZERS) == set(_SPECS)
 _COMMON_KEYS = ("name", "no_decay")
 
@@ -171,4 +179,6 @@ def build_optimizer(
         return torch.optim.SGD(groups, **hp)
     if name == "adahessian":
         return AdaHessian(groups, **hp)
+    if name == "adasub":
+        return AdaSub(groups, **hp)
     return SOAA(groups, total_steps=num_training_steps, **hp)

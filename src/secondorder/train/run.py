@@ -30,6 +30,23 @@ def feature_config(data_cfg, model) -> FeatureConfig:
     return fc
 
 
+def run_tokenizer(cfg: DictConfig, train_records, run_dir: Path):
+    """The run's tokenizer, saved in the run directory and reused from there on resume.
+
+    Training a WordPiece vocabulary is not deterministic across processes (the `tokenizers`
+    trainer breaks ties between equally frequent merges in hash order), so a resumed run
+    must not retrain it: the same ids must mean the same pieces as before the interruption.
+    """
+    from transformers import AutoTokenizer
+
+    saved = run_dir / "tokenizer"
+    if cfg.resume and (saved / "tokenizer_config.json").exists():
+        return AutoTokenizer.from_pretrained(str(saved))
+    tokenizer = build_tokenizer(cfg.model, train_records, cfg.cache_dir)
+    tokenizer.save_pretrained(str(saved))
+    return tokenizer
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate as `cfg` says; returns the last evaluation record."""
     from accelerate.utils import set_seed
@@ -41,7 +58,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     set_seed(int(cfg.seed))
     records = load_records(cfg.data)
-    tokenizer = build_tokenizer(cfg.model, records["train"], cfg.cache_dir)
+    tokenizer = run_tokenizer(cfg, records["train"], run_dir)
     set_seed(int(cfg.seed))  # the model's initial weights depend on the seed alone
     model = build_model(cfg.model, tokenizer)
     fc = feature_config(cfg.data, model)

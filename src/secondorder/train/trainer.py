@@ -36,6 +36,56 @@ from secondorder.train.schedules import build_scheduler
 log = logging.getLogger(__name__)
 
 
+def batch_loss(model, batch: Mapping[str, torch.Tensor], device, autocast) -> torch.Tensor:
+    """The model's mean loss on one collated batch (fp32 even under autocast)."""
+    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    with autocast():
+        return model(**inputs).loss.float()
+
+
+_said_math_attention = False
+
+
+def attention_for(curvature: bool):
+    """Fused SDPA kernels have no double backward: use the math kernel on curvature steps."""
+    global _said_math_attention
+    if not curvature:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if not _said_math_attention:
+        log.info("curvature steps run attention with the math SDPA kernel "
+                 "(fused kernels have no double backward)")
+        _said_math_attention = True
+    return sdpa_kernel(SDPBackend.MATH)
+
+
+def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer):
+    """Forward and backward for the coming `optimizer.step`, as the optimizer asks.
+
+    Returns the detached batch loss and the keyword arguments for `step()`. With curvature
+    and `hessian_batch_fraction < 1`, only a slice of the batch keeps its double-backward
+    graph and the rest only adds to the gradient, so p.grad is still the full-batch
+    gradient and no example is forwarded twice (protocol in `secondorder.optim`).
+    """
+    curvature = bool(getattr(optimizer, "needs_curvature", lambda: False)())
+    fraction = float(getattr(optimizer, "hessian_batch_fraction", 1.0)) if curvature else 1.0
+    size = len(batch["input_ids"])
+    n_slice = curvature_slice_size(size, fraction) if fraction < 1.0 else size
+    with attention_for(curvature):
+        if n_slice < size:
+            head = {k: v[:n_slice] for k, v in batch.items()}
+            tail = {k: v[n_slice:] for k, v in batch.items()}
+            loss_head = loss_fn(head) * (n_slice / size)
+            loss_head.backward(create_graph=True)
+            loss_tail = loss_fn(tail) * ((size - n_slice) / size)
+            loss_tail.backward()
+            return (loss_head + loss_tail).detach(), {"hessian_scale": size / n_slice}
+        loss = loss_fn(batch)
+        loss.backward(create_graph=curvature)
+        return loss.detach(), {}
+
+
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -85,7 +135,9 @@ class Progress:
     epoch: int = 0  # epochs completed in this phase
     batch: int = 0  # batches completed in this epoch
     step: int = 0  # optimizer steps completed in the run
-    train_time_s: float = 0.0
+    train_time_s: float = 0.0  # training time of the run so far (evaluation excluded)
+    epoch_time_s: float = 0.0  # training time of the current epoch so far
+    epoch_loss_sum: float = 0.0  # sum of the current epoch's batch losses so far
 
 
 class Trainer:
@@ -114,7 +166,6 @@ class Trainer:
         self.phases = plan_phases(cfg)
         self.batch_size = int(self.tcfg["batch_size"])
         self.steps_per_epoch = math.ceil(len(train_features) / self.batch_size)
-        self._said_math_attention = False
 
     # ----------------------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
@@ -156,9 +207,12 @@ class Trainer:
         if init_from:
             self.model.load_state_dict(load_checkpoint(init_from)["model"])
             log.info("hand-off: model weights from %s", init_from)
-        # A fresh run gets a fresh log directory; checkpoints of the old run are replaced.
+        # A fresh run removes the old run's results and checkpoints, so that a later
+        # resume=true can never continue the old run.
         for name in ("eval.json", "predictions.json", "na_probs.json"):
             (self.run_dir / name).unlink(missing_ok=True)
+        for old in self.ckpt_dir.glob("*.pt"):
+            old.unlink()
         return Progress(), None
 
     def _run_phase(self, phase: Phase, progress: Progress, resume_ckpt: dict | None):
@@ -193,12 +247,31 @@ class Trainer:
         batches = iterate_batches(self.train_features, order, self.batch_size, self.pad_id,
                                   start=progress.batch)
         reset_peak_memory(self.device)
-        meter, epoch_start = Throughput(self.device), time.perf_counter()
-        losses, epoch_losses = [], []
+        meter, losses = Throughput(self.device), []
         log_every = int(self.tcfg["log_every_steps"])
-        eval_every = self.tcfg.get("eval_every_steps")
-        ckpt_every = self.tcfg.get("checkpoint_every_steps")
-        stop_after = self.tcfg.get("stop_after_steps")
+        eval_every = int(self.tcfg.get("eval_every_steps") or 0)
+        ckpt_every = int(self.tcfg.get("checkpoint_every_steps") or 0)
+        stop_after = int(self.tcfg.get("stop_after_steps") or 0)
+        mark = time.perf_counter()
+
+        def tick():  # book training time up to now; evaluation time is not training time
+            nonlocal mark
+            now = time.perf_counter()
+            progress.train_time_s += now - mark
+            progress.epoch_time_s += now - mark
+            mark = now
+
+        def flush():  # one metrics record for the steps since the last one
+            record = {
+                "step": progress.step, "phase": phase.index, "optimizer": phase.name,
+                "epoch": epoch_global - 1 + progress.batch / self.steps_per_epoch,
+                "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+                **meter.read(), **memory_stats(self.device),
+            }
+            self.logger.log("metrics", record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", ex_s=f"{record['examples_per_s']:.0f}")
+            losses.clear()
+
         bar = tqdm(batches, total=self.steps_per_epoch, initial=progress.batch,
                    desc=f"{phase.name} epoch {epoch_global}", disable=not self.tcfg["progress"],
                    dynamic_ncols=True)
@@ -206,35 +279,34 @@ class Trainer:
             loss = self._train_step(batch, optimizer, scheduler, progress)
             progress.step += 1
             progress.batch += 1
+            progress.epoch_loss_sum += loss
             losses.append(loss)
-            epoch_losses.append(loss)
             meter.update(len(batch["input_ids"]))
-            if progress.step % log_every == 0 or progress.batch == self.steps_per_epoch:
-                record = {
-                    "step": progress.step, "epoch": epoch_global - 1 + progress.batch / self.steps_per_epoch,
-                    "phase": phase.index, "optimizer": phase.name,
-                    "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
-                    **meter.read(), **memory_stats(self.device),
-                }
-                self.logger.log("metrics", record)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", ex_s=f"{record['examples_per_s']:.0f}")
-                losses = []
-            if eval_every and progress.step % int(eval_every) == 0 and progress.batch < self.steps_per_epoch:
+            mid_epoch = progress.batch < self.steps_per_epoch
+            checkpoint = ckpt_every and progress.step % ckpt_every == 0 and mid_epoch
+            # Records end at checkpoints too, so a resumed run logs exactly what an
+            # uninterrupted one does.
+            if progress.step % log_every == 0 or not mid_epoch or checkpoint:
+                flush()
+            if eval_every and progress.step % eval_every == 0 and mid_epoch:
+                tick()
                 self.evaluate(progress, phase)
-            if ckpt_every and progress.step % int(ckpt_every) == 0 and progress.batch < self.steps_per_epoch:
+                mark = time.perf_counter()
+            if checkpoint:
+                tick()
                 self._checkpoint(progress, optimizer, scheduler, epoch_end=False, phase=phase)
-            if stop_after and progress.step >= int(stop_after):
+            if stop_after and progress.step >= stop_after:
                 bar.close()
                 return True
         bar.close()
-        epoch_time = time.perf_counter() - epoch_start
-        progress.train_time_s += epoch_time
+        tick()
         self.logger.log("epochs", {
             "step": progress.step, "epoch": epoch_global, "phase": phase.index,
-            "optimizer": phase.name, "steps": len(epoch_losses),
-            "mean_loss": float(np.mean(epoch_losses)) if epoch_losses else float("nan"),
-            "time_s": epoch_time, **memory_stats(self.device),
+            "optimizer": phase.name, "steps": progress.batch,
+            "mean_loss": progress.epoch_loss_sum / max(progress.batch, 1),
+            "time_s": progress.epoch_time_s, **memory_stats(self.device),
         })
+        progress.epoch_time_s = progress.epoch_loss_sum = 0.0
         return False
 
     def _global_epoch(self, phase: Phase, epoch_in_phase: int) -> int:
@@ -250,44 +322,10 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- step
     def _loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        inputs = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        with self.accelerator.autocast():
-            return self.model(**inputs).loss.float()
-
-    def _attention(self, curvature: bool):
-        """Fused SDPA kernels have no double backward: use the math kernel on curvature steps."""
-        if not curvature:
-            return contextlib.nullcontext()
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        if not self._said_math_attention:
-            log.info("curvature steps run attention with the math SDPA kernel "
-                     "(fused kernels have no double backward)")
-            self._said_math_attention = True
-        return sdpa_kernel(SDPBackend.MATH)
+        return batch_loss(self.model, batch, self.device, self.accelerator.autocast)
 
     def _train_step(self, batch, optimizer, scheduler, progress: Progress) -> float:
-        curvature = bool(getattr(optimizer, "needs_curvature", lambda: False)())
-        fraction = float(getattr(optimizer, "hessian_batch_fraction", 1.0)) if curvature else 1.0
-        size = len(batch["input_ids"])
-        n_slice = curvature_slice_size(size, fraction) if fraction < 1.0 else size
-        step_kwargs = {}
-        with self._attention(curvature):
-            if n_slice < size:
-                # Hessian from a slice: only the slice keeps its graph; the rest only adds to
-                # the gradient, so p.grad is still the full-batch gradient.
-                head = {k: v[:n_slice] for k, v in batch.items()}
-                tail = {k: v[n_slice:] for k, v in batch.items()}
-                loss_head = self._loss(head) * (n_slice / size)
-                loss_head.backward(create_graph=True)
-                loss_tail = self._loss(tail) * ((size - n_slice) / size)
-                loss_tail.backward()
-                loss = (loss_head + loss_tail).detach()
-                step_kwargs["hessian_scale"] = size / n_slice
-            else:
-                loss = self._loss(batch)
-                loss.backward(create_graph=curvature)
-                loss = loss.detach()
+        loss, step_kwargs = backward_for_step(self._loss, batch, optimizer)
         value = float(loss)
         if not math.isfinite(value):
             last = self.ckpt_dir / "last.pt"

@@ -1,0 +1,67 @@
+"""scripts/bench_step.py at a tiny shape: the JSON it writes and AdamW's ratios of exactly 1."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_step.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_step", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_step_tiny_cpu_run(tmp_path, monkeypatch):
+    bench = load_script()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the per-setting child processes
+    # the comparison's package is reported as missing, whether or not it is installed here
+    monkeypatch.setattr(bench, "package_available", lambda name: False)
+    argv = ["--device", "cpu", "--layers", "2", "--hidden", "64", "--batch-size", "2",
+            "--seq-len", "32", "--steps", "2", "--warmup", "1",
+            "--settings", "adamw,adahessian,pytorch_optimizer.AdaHessian",
+            "--out", str(tmp_path)]
+    result = bench.main(argv)
+
+    files = sorted(tmp_path.iterdir())
+    assert [f.suffix for f in files] == [".json", ".md"]
+    assert files[0].name.startswith("step_cost_cpu-")
+    data = json.loads(files[0].read_text())
+    assert data == json.loads(json.dumps(result))
+    assert data["device"].startswith("cpu-") and data["device_type"] == "cpu"
+    assert {"torch", "transformers", "python"} <= set(data["env"])
+    assert data["command"].endswith(" ".join(argv)) and "bench_step.py" in data["command"]
+    assert data["shape"]["batch_size"] == 2 and data["shape"]["seq_len"] == 32
+    assert data["shape"]["num_hidden_layers"] == 2 and data["shape"]["hidden_size"] == 64
+    assert data["date"] and data["steps"] == 2 and data["warmup"] == 1
+    assert data["memory_metric"] == "peak_rss_gib" and "ru_maxrss" in data["notes"]["memory"]
+    assert [s["setting"] for s in data["skipped"]] == ["pytorch_optimizer.AdaHessian"]
+    assert "pytorch_optimizer" in data["skipped"][0]["reason"]
+
+    rows = {r["setting"]: r for r in data["rows"]}
+    assert list(rows) == ["adamw", "adahessian"]
+    for row in rows.values():
+        assert row["status"] == "ok" and row["precision"] == "fp32"
+        assert len(row["step_times_s"]) == 2 and row["step_time_mean_s"] > 0
+        assert row["step_time_median_s"] > 0
+        assert 0 < row["model_rss_gib"] < row["peak_rss_gib"]
+        assert row["peak_rss_above_model_gib"] > 0
+        for key in ("time_ratio", "median_time_ratio", "memory_ratio", "peak_rss_ratio",
+                    "peak_rss_above_model_ratio"):
+            assert row[key] > 0
+    adamw, adahessian = rows["adamw"], rows["adahessian"]
+    for key in ("time_ratio", "median_time_ratio", "memory_ratio", "peak_rss_ratio",
+                "peak_rss_above_model_ratio"):
+        assert adamw[key] == 1.0
+    assert adamw["curvature_steps"] == 0 and adahessian["curvature_steps"] == 2
+    assert adahessian["optimizer"]["hessian_interval"] == 1
+    assert adahessian["target"] and adahessian["meets_target"] is None  # not the H100 shape
+    assert data["targets_apply"] is False
+
+    table = files[1].read_text()
+    assert "| setting | precision | s/step mean |" in table
+    assert "| adamw | fp32 |" in table and "| adahessian | fp32 |" in table
