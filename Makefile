@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 SCALE ?= demo
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test lint bench reproduce-table1 reproduce-table3 report clean
+.PHONY: help install demo test lint bench reproduce-table1 reproduce-table3 report spectrum clean
 
 help:
 	@echo "make install            create $(VENV) and install torch + secondorder[dev]"
@@ -19,6 +19,7 @@ help:
 	@echo "make reproduce-table3   Table III hand-off runs (needs the table1 AdamW run's epoch-2 checkpoint) + table"
 	@echo "make bench              per-step time and memory of every optimizer as ratios to AdamW (GPU if present)"
 	@echo "make report             rebuild tables/figures in results/ from existing runs"
+	@echo "make spectrum           blockwise Hessian spectra + JS0 of the table1 AdamW model at init and after training"
 
 install: $(STAMP)
 
@@ -55,6 +56,31 @@ reproduce-table3: $(STAMP)
 
 report: $(STAMP)
 	$(PY) scripts/report.py all --scale $(SCALE)
+
+# Blockwise Hessian spectra of the Table I AdamW model (SCALE=demo: the `make demo` model) at
+# initialisation and, if that run has been trained (its checkpoints/last.pt), after training;
+# writes $(SPECTRUM_OUT)/<run>/{init,last}/ and prints JS0 for both. Settings: configs/spectrum.yaml,
+# e.g. SPECTRUM_ARGS="spectrum.num_steps=100 spectrum.num_runs=10".
+SPECTRUM_RUN = $(SCALE)/table1_adamw/adamw-seed42
+SPECTRUM_OUT ?= results/spectrum
+SPECTRUM_ARGS ?=
+
+spectrum: $(STAMP)
+	$(PY) scripts/spectrum.py experiment=$(SCALE)/table1_adamw spectrum.out_root=$(SPECTRUM_OUT) \
+	  spectrum.name=$(SPECTRUM_RUN)/init $(SPECTRUM_ARGS)
+	@ckpt=$${SECONDORDER_RESULTS:-results}/$(SPECTRUM_RUN)/checkpoints/last.pt; \
+	dirs=$(SPECTRUM_OUT)/$(SPECTRUM_RUN)/init; \
+	if [ -f "$$ckpt" ]; then \
+	  echo "$(PY) scripts/spectrum.py experiment=$(SCALE)/table1_adamw spectrum.checkpoint=$$ckpt ..."; \
+	  $(PY) scripts/spectrum.py experiment=$(SCALE)/table1_adamw spectrum.out_root=$(SPECTRUM_OUT) \
+	    spectrum.checkpoint=$$ckpt spectrum.name=$(SPECTRUM_RUN)/last $(SPECTRUM_ARGS) || exit 1; \
+	  dirs="$$dirs $(SPECTRUM_OUT)/$(SPECTRUM_RUN)/last"; \
+	else \
+	  echo "no checkpoint at $$ckpt: the run is not trained (make demo / make reproduce-table1)," \
+	    "so the spectra are computed at initialisation only"; \
+	fi; \
+	echo "JS0 = mean pairwise JS distance between the blockwise Hessian spectra:"; \
+	$(PY) -c 'import sys; from secondorder.analysis.run_spectrum import js0_report as r; print(r(sys.argv[1:]))' $$dirs
 
 clean:
 	rm -rf results/demo results/adhoc outputs .pytest_cache
