@@ -8,7 +8,8 @@ import statistics
 
 import pytest
 
-from secondorder.data.synthetic import _TEMPLATE_WORDS, _generate, corpus_texts, generate_squad_v2
+from secondorder.data.squad import corpus_texts
+from secondorder.data.synthetic import _TEMPLATE_WORDS, _generate, generate_squad_v2
 
 N = 3000
 YEAR_RE = re.compile(r"\b(1[7-9]\d\d|20[0-2]\d)\b")
@@ -80,7 +81,8 @@ def test_context_length_and_vocabulary(records):
     assert 40 <= statistics.median(n_words) <= 120
     assert sum(30 <= n <= 130 for n in n_words) / len(n_words) > 0.95
     # the non-name vocabulary (lowercase words) stays small
-    lower = {w for t in corpus_texts(records) for w in re.findall(r"\b[a-z]+\b", t)}
+    texts = [*contexts, *(r["question"] for r in records)]
+    lower = {w for t in texts for w in re.findall(r"\b[a-z]+\b", t)}
     assert len(lower) < 300
 
 
@@ -262,8 +264,10 @@ def test_validation(kwargs):
 
 
 def test_corpus_texts():
+    import datasets
+
     records = generate_squad_v2(100, seed=2)
-    texts = list(corpus_texts(records))
+    texts = list(corpus_texts(datasets.Dataset.from_list(records)))
     contexts = list(dict.fromkeys(r["context"] for r in records))
     assert [t for t in texts if t in set(contexts)] == contexts
     assert [t for t in texts if t not in set(contexts)] == [r["question"] for r in records]

@@ -41,10 +41,9 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["generate_squad_v2", "corpus_texts"]
+__all__ = ["generate_squad_v2"]
 
 # --------------------------------------------------------------------------------------
 # Lexicon
@@ -874,17 +873,3 @@ def generate_squad_v2(
         name_pool=name_pool,
     )
     return records
-
-
-def corpus_texts(records: Iterable[dict]) -> Iterator[str]:
-    """Yield each distinct context once (first-seen order) and every question.
-
-    Meant as the training corpus of a local tokenizer.
-    """
-    seen: set[str] = set()
-    for record in records:
-        context = record["context"]
-        if context not in seen:
-            seen.add(context)
-            yield context
-        yield record["question"]
