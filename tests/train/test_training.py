@@ -158,3 +158,16 @@ def test_non_finite_loss_stops_with_the_step(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_loss", poisoned)
     with pytest.raises(NonFiniteLossError, match="loss is nan at step 3"):
         run(small_cfg(tmp_path))
+
+
+def test_wandb_logger_offline_gets_the_same_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = small_cfg(tmp_path, "logger=wandb", "trainer.epochs=1", "data.num_train=32")
+    cfg.logger.mode = "offline"
+    result = run(cfg)
+    run_dir = Path(cfg.run_dir)
+    run_id = (run_dir / "wandb_id.txt").read_text().strip()
+    offline = list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert len(offline) == 1  # one offline W&B run in the run directory, syncable later
+    assert result["total"] == 48

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def _start_wandb(run_dir: Path, cfg: Mapping, config: Mapping, *, resume: bool):
     if resume and id_file.exists():
         run_id = id_file.read_text().strip()
     else:
-        run_id = wandb.util.generate_id()
+        run_id = secrets.token_hex(4)
         id_file.write_text(run_id)
     return wandb.init(
         project=cfg.get("project", "secondorder"),

@@ -1,4 +1,5 @@
-"""Learning-rate schedules (per phase): linear warm-up then linear decay to zero, or constant."""
+"""Learning-rate schedules (per phase): linear warm-up then linear decay to zero (the paper's),
+linear warm-up then constant, or constant."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def build_scheduler(schedule_cfg: Mapping, optimizer, total_steps: int) -> Lambd
             raise ValueError(f"schedule.warmup_fraction must be in [0, 1); got {fraction}")
         warmup = math.ceil(fraction * total_steps)
         return LambdaLR(optimizer, lambda step: linear_warmup_decay(step, warmup, total_steps))
+    if name == "warmup_constant":
+        warmup = math.ceil(float(schedule_cfg["warmup_fraction"]) * total_steps)
+        return LambdaLR(optimizer, lambda step: min(1.0, step / warmup) if warmup else 1.0)
     if name == "constant":
         return LambdaLR(optimizer, lambda step: 1.0)
-    raise ValueError(f"schedule.name must be 'linear_warmup' or 'constant'; got {name!r}")
+    raise ValueError(
+        f"schedule.name must be 'linear_warmup', 'warmup_constant' or 'constant'; got {name!r}"
+    )

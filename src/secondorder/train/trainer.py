@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,13 @@ from secondorder.train.meters import Throughput, memory_stats, reset_peak_memory
 from secondorder.train.schedules import build_scheduler
 
 log = logging.getLogger(__name__)
+
+# backward(create_graph=True) links each parameter to a gradient that holds a graph; torch warns
+# of the reference cycle. The curvature optimizers detach p.grad in step() and the loop sets
+# grads to None after every step, which breaks it (tested in tests/optim).
+warnings.filterwarnings(
+    "ignore", message=r"Using backward\(\) with create_graph=True", category=UserWarning
+)
 
 
 def batch_loss(model, batch: Mapping[str, torch.Tensor], device, autocast) -> torch.Tensor:
