@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from secondorder.plotting import save_figure
+
 __all__ = ["js_distance", "pairwise_js", "js0", "heatmap_figure", "JS_MAX"]
 
 JS_MAX = math.sqrt(math.log(2.0))  # bound of the standard variant with the natural log
@@ -193,9 +195,4 @@ def heatmap_figure(
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="JS distance")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

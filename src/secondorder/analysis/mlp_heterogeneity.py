@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from secondorder.analysis.divergence import heatmap_figure, js0, pairwise_js
 from secondorder.analysis.lanczos import adaptive_grid, density
 from secondorder.analysis.spectra import blockwise_spectra
+from secondorder.plotting import save_figure
 
 __all__ = [
     "ScaledMLP",
@@ -393,12 +394,7 @@ def spectra_figure(spec, path: str | Path, *, title: str | None = None) -> Path:
         ax.set_xlabel("eigenvalue")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def figure_5(result: MLPResult, path: str | Path) -> Path:
@@ -433,9 +429,4 @@ def figure_5(result: MLPResult, path: str | Path) -> Path:
     a2.set_ylim(0.0, 1.02)
     a2.legend(fontsize=8)
     a2.set_title(f"digits, {result.settings.get('epochs')} epochs, best lr", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from secondorder.plotting import save_figure
+
 __all__ = [
     "QuadraticProblem",
     "make_case",
@@ -322,9 +324,4 @@ def figure_8(results: dict[int, CaseResult], path: str | Path) -> Path:
         ax.set_xlabel("Iteration")
         ax.set_ylabel("Gradient norm")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -55,6 +55,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from secondorder.plotting import save_figure
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -366,12 +368,7 @@ def density_grid_figure(spectra, path: str | Path, *, title: str | None = None,
     fig.supylabel("density", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _json_default(obj):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from secondorder.plotting import save_figure
 from secondorder.train.loggers import read_jsonl
 
 
@@ -38,10 +39,7 @@ def loss_figure(runs: dict[str, Path], path: str | Path, *, smooth: int = 5, tit
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def memory_figure(peaks: dict[str, float], path: str | Path, *, unit: str = "GiB", title: str = ""):
@@ -56,7 +54,4 @@ def memory_figure(peaks: dict[str, float], path: str | Path, *, unit: str = "GiB
     ax.bar(labels, [peaks[k] for k in labels], color="tab:blue")
     ax.set_ylabel(f"peak memory ({unit})")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
