@@ -23,11 +23,16 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	# curvlinops (the tests' independent Hessian reference): its backpack dependency asks for
+	# torchvision, whose newest release would replace the pinned torch with a CUDA build, so
+	# these come without dependencies and their pure-Python ones are named here.
+	$(PY) -m pip install -q einops opt_einsum linear_operator
+	$(PY) -m pip install -q --no-deps curvlinops-for-pytorch==3.0.1 backpack-for-pytorch einconv unfoldNd
 	touch $(STAMP)
 
 demo: $(STAMP)
