@@ -255,6 +255,9 @@ def test_paragraph_options():
         {"questions_per_paragraph": (1.0, 2)},
         {"split": ""},
         {"seed": "1"},
+        {"same_relation_share": 1.5},
+        {"same_relation_share": -0.1},
+        {"same_relation_share": "0.5"},
     ],
 )
 def test_validation(kwargs):
@@ -297,3 +300,34 @@ def test_name_pool_limits_and_shares_names_across_splits():
                 assert r["context"][start : start + len(text)] == text
     with pytest.raises(ValueError, match="name_pool"):
         generate_squad_v2(10, seed=0, name_pool=5)
+
+
+def test_same_relation_share():
+    # 1 is the default construction, record for record
+    assert generate_squad_v2(300, seed=3, same_relation_share=1.0) == generate_squad_v2(300, seed=3)
+
+    def groups(metas):  # facts per relation, one list per paragraph
+        paras = {id(m.paragraph): m.paragraph for m in metas}.values()
+        return [[len(p.facts_of(r)) for r in dict.fromkeys(f.relation.name for f in p.facts)]
+                for p in paras]
+
+    for share, lo, hi in ((0.0, 0.0, 0.0), (0.3, 0.2, 0.4), (1.0, 1.0, 1.0)):
+        records, metas = _generate(2000, seed=3, facts_per_paragraph=(2, 4),
+                                   same_relation_share=share)
+        sizes = [size for para in groups(metas) for size in para]
+        assert all(1 <= size <= 3 for size in sizes)
+        # a group of 2-3 is drawn with probability `share` (one cut short by the paragraph's
+        # fact count becomes a singleton, hence the band below 0.3)
+        multi = sum(size >= 2 for size in sizes) / len(sizes)
+        assert lo <= multi <= hi, multi
+        for r, m in zip(records, metas, strict=True):
+            for text, start in zip(r["answers"]["text"], r["answers"]["answer_start"], strict=True):
+                assert r["context"][start : start + len(text)] == text
+            if m.kind == "answerable":  # the asked fact is still the only one of its kind
+                facts = [f for f in m.paragraph.facts_of(m.relation)
+                         if f.values[m.given_slot] == m.given_value]
+                assert len(facts) == 1
+    # with no same-relation groups every answerable question's relation is stated once
+    records, metas = _generate(500, seed=3, facts_per_paragraph=(2, 4), same_relation_share=0.0)
+    for m in metas:
+        assert len(m.paragraph.facts_of(m.relation)) == 1

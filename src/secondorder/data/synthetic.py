@@ -15,6 +15,9 @@ Design
 * A paragraph states ``facts_per_paragraph`` facts.  The facts are split into groups of
   2-3 facts of the *same* relation about *different* subjects (e.g. two birthplaces), so the
   answer to "Where was X born?" always has a same-type distractor ("Z was born in Q.").
+  With ``same_relation_share < 1`` a group is such a pair/triple only with that probability
+  and a single fact otherwise; its answer is then told apart from values of the same type
+  (a birthplace from a mayor's town) by the relation the question asks about.
   Entities are re-used across relations within a paragraph (the person who was born in a
   town may also found an organisation), and facts, "mention-only" sentences and neutral
   filler sentences are shuffled after an intro sentence, so answers sit anywhere.
@@ -578,8 +581,22 @@ class _World:
         raise RuntimeError(f"could not invent a fresh {type_!r} value")  # pragma: no cover
 
 
-def _group_sizes(rng: random.Random, n_facts: int) -> list[int]:
-    """Split ``n_facts`` into groups of 2-3 (one relation each); a single fact stays alone."""
+def _group_sizes(rng: random.Random, n_facts: int, same_relation_share: float = 1.0) -> list[int]:
+    """Split ``n_facts`` into relation groups (one relation each, 1-3 facts).
+
+    With ``same_relation_share == 1`` every group has 2-3 facts (a single fact stays alone):
+    every answer has a same-relation distractor. Below 1, each group has 2-3 facts with that
+    probability and one fact otherwise (its answer is told apart by the question's relation).
+    """
+    if same_relation_share < 1.0:
+        sizes: list[int] = []
+        left = n_facts
+        while left:
+            size = min(left, rng.choice((2, 3)) if rng.random() < same_relation_share else 1)
+            sizes.append(size)
+            left -= size
+        if len(sizes) <= len(_RELATIONS):
+            return sizes
     if n_facts == 1:
         return [1]
     lo, hi = -(-n_facts // 3), min(n_facts // 2, len(_RELATIONS))
@@ -603,11 +620,13 @@ def _render(template: _Template, values: dict[str, str], offset: int, out: list[
     return starts, pos - offset
 
 
-def _build_paragraph(rng: random.Random, world: _World, facts_range: tuple[int, int]) -> _Paragraph:
+def _build_paragraph(
+    rng: random.Random, world: _World, facts_range: tuple[int, int], same_relation_share: float
+) -> _Paragraph:
     world.reset()
     entities: dict[str, list[str]] = {t: [] for t in _ENTITY_TYPES}
     n_facts = rng.randint(*facts_range)
-    sizes = _group_sizes(rng, n_facts)
+    sizes = _group_sizes(rng, n_facts, same_relation_share)
     relations = rng.sample(_RELATIONS, len(sizes))
     facts: list[_Fact] = []
     for rel, size in zip(relations, sizes, strict=True):
@@ -768,6 +787,7 @@ def _generate(
     questions_per_paragraph: tuple[int, int] = (2, 4),
     split: str = "train",
     name_pool: int | None = None,
+    same_relation_share: float = 1.0,
 ) -> tuple[list[dict], list[_QAMeta]]:
     """Like :func:`generate_squad_v2`, plus a construction record per question."""
     if isinstance(num_questions, bool) or not isinstance(num_questions, int):
@@ -794,6 +814,11 @@ def _generate(
     if name_pool is not None and (isinstance(name_pool, bool) or not isinstance(name_pool, int)
                                   or not 50 <= name_pool <= 2000):
         raise ValueError(f"name_pool must be null or an integer in [50, 2000], got {name_pool!r}")
+    if (isinstance(same_relation_share, bool) or not isinstance(same_relation_share, int | float)
+            or not 0.0 <= same_relation_share <= 1.0):
+        raise ValueError(
+            f"same_relation_share must be a number in [0, 1], got {same_relation_share!r}"
+        )
 
     rng = random.Random(f"secondorder.synthetic.squad_v2|{split}|{seed}")
     world = _World(rng, name_pool=name_pool, seed=seed)
@@ -804,7 +829,7 @@ def _generate(
     metas: list[_QAMeta] = []
     i = 0
     while i < num_questions:
-        para = _build_paragraph(rng, world, facts_range)
+        para = _build_paragraph(rng, world, facts_range, same_relation_share)
         n_q = min(rng.randint(*questions_range), num_questions - i)
         asked: set[tuple] = set()
         for _ in range(n_q):
@@ -838,6 +863,7 @@ def generate_squad_v2(
     questions_per_paragraph: tuple[int, int] = (2, 4),
     split: str = "train",
     name_pool: int | None = None,
+    same_relation_share: float = 1.0,
 ) -> list[dict]:
     """Generate a deterministic synthetic data set in the HF ``squad_v2`` record format.
 
@@ -847,7 +873,8 @@ def generate_squad_v2(
         unanswerable_fraction: share of unanswerable questions in [0, 1); the count is
             exactly ``round(unanswerable_fraction * num_questions)``.
         facts_per_paragraph: inclusive (min, max) number of facts stated per paragraph
-            (max <= 24).  With min >= 2 every asked answer has a same-relation distractor.
+            (max <= 24).  With min >= 2 and ``same_relation_share=1`` every asked answer has
+            a same-relation distractor.
         questions_per_paragraph: inclusive (min, max) questions per paragraph.  A paragraph
             may get fewer when all its facts have been asked already.
         split: salts the RNG (``"train"`` and ``"validation"`` differ) and prefixes ids.
@@ -856,6 +883,11 @@ def generate_squad_v2(
             a seed, instead of being invented afresh. Names then recur, as they do in
             SQuAD, and a locally trained tokenizer keeps each as one token, so a small
             model can match the name in a question with its mentions in the context.
+        same_relation_share: probability that a relation group of a paragraph states 2-3
+            facts of that relation (an answer then has a same-relation distractor, and only
+            the entity named in the question tells them apart) rather than one (the answer
+            is then told apart from same-type values by the question's relation). 1 (the
+            default): every group of a paragraph with >= 2 facts has 2-3 facts.
 
     Returns:
         ``[{"id", "title", "context", "question", "answers": {"text", "answer_start"}}]``;
@@ -871,5 +903,6 @@ def generate_squad_v2(
         questions_per_paragraph=questions_per_paragraph,
         split=split,
         name_pool=name_pool,
+        same_relation_share=same_relation_share,
     )
     return records

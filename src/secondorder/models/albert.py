@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
+
 from secondorder.hub import hub_load
 
 
@@ -36,4 +38,29 @@ def build_model(model_cfg: Mapping, tokenizer):
         )
     config = AlbertConfig(pad_token_id=tokenizer.pad_token_id, **arch)
     config._attn_implementation = attn
-    return AlbertForQuestionAnswering(config)
+    model = AlbertForQuestionAnswering(config)
+    position_init = model_cfg.get("position_init", "normal")
+    if position_init == "sinusoidal":
+        # Transformer-style sin/cos table (Vaswani et al. 2017) instead of N(0, 0.02): the dot
+        # product of two positions then depends on their distance only, so attention to nearby
+        # words (the sentence around a candidate answer) is there from the first step; the
+        # table stays trainable. RMS scaled to the word embeddings' init std.
+        with torch.no_grad():
+            table = model.albert.embeddings.position_embeddings.weight
+            table.copy_(sinusoidal_table(*table.shape) * config.initializer_range * 2**0.5)
+    elif position_init != "normal":
+        raise ValueError(
+            f"model.position_init must be 'normal' (AlbertConfig's N(0, initializer_range)) or "
+            f"'sinusoidal', got {position_init!r}"
+        )
+    return model
+
+
+def sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
+    """``[sin(p w_0), cos(p w_0), sin(p w_1), ...]`` with ``w_i = 10000^(-2i/dim)``; RMS 1/√2."""
+    pos = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    freq = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    table = torch.zeros(num_positions, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+    return table.float()
