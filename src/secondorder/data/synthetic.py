@@ -597,6 +597,7 @@ def _group_sizes(rng: random.Random, n_facts: int, same_relation_share: float = 
             left -= size
         if len(sizes) <= len(_RELATIONS):
             return sizes
+        # more groups than relations (only with > 12 facts): group as with share 1
     if n_facts == 1:
         return [1]
     lo, hi = -(-n_facts // 3), min(n_facts // 2, len(_RELATIONS))

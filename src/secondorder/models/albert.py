@@ -42,9 +42,9 @@ def build_model(model_cfg: Mapping, tokenizer):
     position_init = model_cfg.get("position_init", "normal")
     if position_init == "sinusoidal":
         # Transformer-style sin/cos table (Vaswani et al. 2017) instead of N(0, 0.02): the dot
-        # product of two positions then depends on their distance only, so attention to nearby
-        # words (the sentence around a candidate answer) is there from the first step; the
-        # table stays trainable. RMS scaled to the word embeddings' init std.
+        # product of two positions then depends on their distance only, so a head needs one
+        # linear map to attend to nearby words (the sentence around a candidate answer). The
+        # table stays trainable; its RMS is the word embeddings' init std.
         with torch.no_grad():
             table = model.albert.embeddings.position_embeddings.weight
             table.copy_(sinusoidal_table(*table.shape) * config.initializer_range * 2**0.5)
