@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.fft
 import torch
+from test_lanczos import dense_orthogonal  # same construction as the SLQ tests
 from torch import nn
 
 from secondorder.analysis.lanczos import default_grid, density, extreme_eigenvalues, integrate, slq
@@ -175,13 +175,6 @@ def test_lockstep_blocks_match_curvlinops_block_diagonal(mlp):
 
 
 # -- c. spectral density ------------------------------------------------------------------------
-
-
-def dense_orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Orthonormal DCT-II with random signs and permutations (cheap dense orthogonal matrix)."""
-    c = scipy.fft.dct(np.eye(n), axis=0, norm="ortho")
-    signs = rng.choice([-1.0, 1.0], size=n)
-    return (c * signs)[rng.permutation(n)][:, rng.permutation(n)]
 
 
 def moments(grid: np.ndarray, rho: np.ndarray, integral) -> tuple[float, float, float]:

@@ -12,6 +12,7 @@ from secondorder.models.albert import build_model, sinusoidal_table
 ARCH = {"vocab_size": 50, "embedding_size": 16, "hidden_size": 16, "num_hidden_layers": 1,
         "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 40}
 
+
 class _Tok:
     pad_token_id = 0
 

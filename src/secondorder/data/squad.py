@@ -50,7 +50,7 @@ def load_records(data_cfg: Mapping):
                     facts_per_paragraph=tuple(data_cfg.get("facts_per_paragraph", (3, 6))),
                     questions_per_paragraph=tuple(data_cfg.get("questions_per_paragraph", (2, 4))),
                     name_pool=data_cfg.get("name_pool"),
-                    same_relation_share=float(data_cfg.get("same_relation_share", 1.0)),
+                    same_relation_share=data_cfg.get("same_relation_share", 1.0),
                     split=split,
                 )
             )
