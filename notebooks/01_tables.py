@@ -14,7 +14,7 @@
 #
 # Thin notebook: it calls `secondorder.report` on the run files in `results/`, exactly as
 # `make report` does. Open with Jupyter + jupytext (`jupytext --to notebook 01_tables.py`).
-# `SCALE = "paper"` reads `results/squad_v2/` (albert-base-v2 runs), `"demo"` reads
+# `SCALE = "paper"` reads `results/paper/` (albert-base-v2 runs), `"demo"` reads
 # `results/demo/`.
 
 # %%

@@ -17,7 +17,7 @@ def figures(results_root: Path, scale: str) -> list[Path]:
     rows, _ = comparison_table("table1", results_root, scale)
     runs = {r["row"]: runs_of(results_root, scale, r["experiment"]) for r in rows}
     runs = {label: dirs[0] for label, dirs in runs.items() if dirs}
-    out_dir = results_root / SCALES[scale]
+    out_dir = results_root / scale
     made = []
     if runs:
         made.append(loss_figure(runs, out_dir / "figure1_loss.png", title=f"training loss ({scale})"))
@@ -31,7 +31,7 @@ def figures(results_root: Path, scale: str) -> list[Path]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["table1", "table3", "figures", "all"])
-    parser.add_argument("--scale", choices=sorted(SCALES), default="demo")
+    parser.add_argument("--scale", choices=SCALES, default="demo")
     parser.add_argument("--results", default="results", help="results root (default: results)")
     args = parser.parse_args(argv)
     root = Path(args.results)

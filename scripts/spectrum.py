@@ -9,7 +9,7 @@
 
 Writes results/spectrum/<spectrum.name>/ (default name <experiment>/<run>/<init|checkpoint>):
 densities.npz, eigenvalues.json, js.csv, js_heatmap.png, densities.png, summary.json.
-See configs/spectrum.yaml and secondorder.analysis.run_spectrum.
+See configs/spectrum.yaml and secondorder.experiments.spectrum.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from secondorder.analysis.run_spectrum import js0_report, run_spectrum  # registers spectrum_tag
+from secondorder.experiments.spectrum import js0_report, run_spectrum  # registers spectrum_tag
 from secondorder.hub import HubUnavailableError
 
 log = logging.getLogger("secondorder")

@@ -15,6 +15,17 @@ os.environ.setdefault("WANDB_MODE", "offline")
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _single_blas_thread():
+    """NumPy's BLAS pool on one thread too: the Lanczos recurrences make many small BLAS calls,
+    and on a 2-core machine shared with other jobs several threads per call wait for a busy core
+    (about 100x slower than one thread)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def small_records():
     import datasets

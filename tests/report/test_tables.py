@@ -9,7 +9,7 @@ import pytest
 
 from secondorder.report.tables import comparison_table, write_table
 
-PAPER = Path(__file__).resolve().parents[2] / "results" / "paper"
+PAPER = Path(__file__).resolve().parents[2] / "results" / "published"
 
 
 def fake_run(root: Path, experiment: str, seed: int, f1: float, exact: float, epoch_times, peak):

@@ -11,8 +11,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from secondorder.runs import read_jsonl
 from secondorder.train import run
-from secondorder.train.loggers import read_jsonl
 from secondorder.train.trainer import NonFiniteLossError, StopRequested, Trainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

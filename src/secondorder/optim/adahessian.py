@@ -58,88 +58,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from itertools import chain
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
+from .base import GlobalStateOptimizer, check, check_betas, state_dtype
 from .curvature import hessian_vector_product, rademacher_like, spatial_average
 
 __all__ = ["AdaHessian"]
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-# ----------------------------------------------------------------------------- helpers
-def _check(name: str, value: Any, ok: bool, allowed: str, owner: str) -> None:
-    if not ok:
-        raise ValueError(f"{owner}: {name}={value!r} is invalid; allowed: {allowed}")
-
-
-def _check_betas(betas: Any, owner: str) -> tuple[float, float]:
-    ok = (
-        isinstance(betas, (tuple, list))
-        and len(betas) == 2
-        and all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)
-    )
-    _check("betas", betas, ok, "two numbers, each in [0, 1)", owner)
-    return float(betas[0]), float(betas[1])
-
-
-def _state_dtype(p: Tensor) -> torch.dtype:
-    return torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
-
-
-class _GlobalStateOptimizer(Optimizer):
-    """Base for optimizers with model-wide (not per-parameter) state.
-
-    Subclasses keep such state in ``self._global`` (plain Python values or CPU tensors)
-    and implement :meth:`_extra_state` / :meth:`_load_extra_state`.  The state dict gains
-    a ``"secondorder"`` entry; loading it also restores per-parameter state tensors in
-    their saved dtype (``torch.optim.Optimizer`` would cast them to the parameter dtype,
-    which would round the float32 state of bf16 parameters).
-    """
-
-    _EXTRA_KEY = "secondorder"
-
-    def _extra_state(self) -> dict[str, Any]:  # pragma: no cover - overridden
-        return {}
-
-    def _load_extra_state(self, extra: dict[str, Any]) -> None:  # pragma: no cover
-        pass
-
-    def state_dict(self) -> dict[str, Any]:
-        sd = super().state_dict()
-        sd[self._EXTRA_KEY] = self._extra_state()
-        return sd
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state_dict = dict(state_dict)
-        extra = state_dict.pop(self._EXTRA_KEY, None)
-        if extra is None:
-            raise ValueError(
-                f"{type(self).__name__}.load_state_dict: missing '{self._EXTRA_KEY}' entry "
-                "(state dict not produced by this optimizer)"
-            )
-        super().load_state_dict(state_dict)
-        id_map = dict(
-            zip(
-                chain.from_iterable(g["params"] for g in state_dict["param_groups"]),
-                chain.from_iterable(g["params"] for g in self.param_groups),
-                strict=True,
-            )
-        )
-        for pid, saved in state_dict["state"].items():
-            p = id_map.get(pid)
-            if p is None:
-                continue
-            for key, val in saved.items():
-                if isinstance(val, Tensor) and val.is_floating_point():
-                    self.state[p][key] = val.to(device=p.device, dtype=val.dtype, copy=True)
-        self._load_extra_state(extra)
-
 
 def _smooth(d: Tensor, block_size: int, average_1d: bool) -> Tensor:
     """Spatial averaging policy of :class:`AdaHessian` (see module docstring)."""
@@ -153,7 +80,7 @@ def _smooth(d: Tensor, block_size: int, average_1d: bool) -> Tensor:
 
 
 # ---------------------------------------------------------------------------- optimizer
-class AdaHessian(_GlobalStateOptimizer):
+class AdaHessian(GlobalStateOptimizer):
     """AdaHessian with Hutchinson diagonal, spatial averaging, Hessian power and delayed Hessian.
 
     Args:
@@ -196,28 +123,28 @@ class AdaHessian(_GlobalStateOptimizer):
     ) -> None:
         owner = "AdaHessian"
         self._check_group_values(lr, betas, eps, weight_decay, hessian_power, block_size, owner)
-        _check(
+        check(
             "n_samples",
             n_samples,
             isinstance(n_samples, int) and n_samples >= 1,
             "integer >= 1",
             owner,
         )
-        _check(
+        check(
             "hessian_interval",
             hessian_interval,
             isinstance(hessian_interval, int) and hessian_interval >= 1,
             "integer >= 1",
             owner,
         )
-        _check(
+        check(
             "hessian_batch_fraction",
             hessian_batch_fraction,
             isinstance(hessian_batch_fraction, (int, float)) and 0.0 < hessian_batch_fraction <= 1,
             "(0, 1]",
             owner,
         )
-        _check("seed", seed, seed is None or isinstance(seed, int), "integer or None", owner)
+        check("seed", seed, seed is None or isinstance(seed, int), "integer or None", owner)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -248,24 +175,24 @@ class AdaHessian(_GlobalStateOptimizer):
 
     @staticmethod
     def _check_group_values(lr, betas, eps, weight_decay, hessian_power, block_size, owner):
-        _check("lr", lr, isinstance(lr, (int, float)) and lr >= 0.0, "[0, inf)", owner)
-        _check_betas(betas, owner)
-        _check("eps", eps, isinstance(eps, (int, float)) and eps >= 0.0, "[0, inf)", owner)
-        _check(
+        check("lr", lr, isinstance(lr, (int, float)) and lr >= 0.0, "[0, inf)", owner)
+        check_betas(betas, owner)
+        check("eps", eps, isinstance(eps, (int, float)) and eps >= 0.0, "[0, inf)", owner)
+        check(
             "weight_decay",
             weight_decay,
             isinstance(weight_decay, (int, float)) and weight_decay >= 0.0,
             "[0, inf)",
             owner,
         )
-        _check(
+        check(
             "hessian_power",
             hessian_power,
             isinstance(hessian_power, (int, float)) and 0.0 < hessian_power <= 1.0,
             "(0, 1]",
             owner,
         )
-        _check(
+        check(
             "block_size",
             block_size,
             isinstance(block_size, int) and block_size >= 1,
@@ -329,7 +256,7 @@ class AdaHessian(_GlobalStateOptimizer):
             zs = [rademacher_like([p], self._generator(p.device))[0] for p in params]
             with torch.enable_grad():
                 hz = hessian_vector_product(grads, params, zs, retain_graph=s < self.n_samples - 1)
-            est = [(z * h).to(_state_dtype(p)) for z, h, p in zip(zs, hz, params, strict=True)]
+            est = [(z * h).to(state_dtype(p)) for z, h, p in zip(zs, hz, params, strict=True)]
             if acc is None:
                 acc = est
             else:
@@ -394,7 +321,7 @@ class AdaHessian(_GlobalStateOptimizer):
             for p in ps:
                 state = self.state[p]
                 if len(state) == 0:
-                    sd = _state_dtype(p)
+                    sd = state_dtype(p)
                     state["exp_avg"] = torch.zeros_like(
                         p, dtype=sd, memory_format=torch.preserve_format
                     )

@@ -34,12 +34,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .adahessian import _check, _GlobalStateOptimizer, _state_dtype
+from .base import GlobalStateOptimizer, check, state_dtype
 
 __all__ = ["AdaSub"]
 
 
-class AdaSub(_GlobalStateOptimizer):
+class AdaSub(GlobalStateOptimizer):
     """Regularised Newton steps in a per-tensor subspace of recent gradients (Algorithm 2)."""
 
     def __init__(
@@ -52,16 +52,16 @@ class AdaSub(_GlobalStateOptimizer):
         cross_layer_hvp: bool = False,
     ) -> None:
         owner = "AdaSub"
-        _check("lr", lr, isinstance(lr, (int, float)) and lr >= 0, "[0, inf)", owner)
-        _check(
+        check("lr", lr, isinstance(lr, (int, float)) and lr >= 0, "[0, inf)", owner)
+        check(
             "n_directions",
             n_directions,
             isinstance(n_directions, int) and n_directions >= 1,
             "integer >= 1",
             owner,
         )
-        _check("rho", rho, isinstance(rho, (int, float)) and rho > 0, "(0, inf)", owner)
-        _check(
+        check("rho", rho, isinstance(rho, (int, float)) and rho > 0, "(0, inf)", owner)
+        check(
             "weight_decay",
             weight_decay,
             isinstance(weight_decay, (int, float)) and weight_decay >= 0,
@@ -141,7 +141,7 @@ class AdaSub(_GlobalStateOptimizer):
         bases, flat_grads = [], []
         for p, g in zip(params, grads, strict=True):
             state = self.state[p]
-            col = g.detach().reshape(-1, 1).to(_state_dtype(p))
+            col = g.detach().reshape(-1, 1).to(state_dtype(p))
             if "subspace" not in state:
                 state["subspace"] = col.clone()
             else:

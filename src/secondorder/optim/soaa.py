@@ -55,12 +55,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .adahessian import _check, _check_betas, _GlobalStateOptimizer, _state_dtype
+from .base import GlobalStateOptimizer, check, check_betas, state_dtype
 
 __all__ = ["SOAA"]
 
 
-class SOAA(_GlobalStateOptimizer):
+class SOAA(GlobalStateOptimizer):
     """Second-Order Adaptive Adam with an adaptive trust region (Algorithm 1 of ``003_*``).
 
     Args:
@@ -86,18 +86,18 @@ class SOAA(_GlobalStateOptimizer):
         foreach: bool = True,
     ) -> None:
         owner = "SOAA"
-        _check(
+        check(
             "total_steps",
             total_steps,
             isinstance(total_steps, int) and total_steps >= 1,
             "integer >= 1",
             owner,
         )
-        self.betas = _check_betas(betas, owner)
-        _check(
+        self.betas = check_betas(betas, owner)
+        check(
             "gamma", gamma, isinstance(gamma, (int, float)) and 0.0 <= gamma < 1.0, "[0, 1)", owner
         )
-        _check("eps", eps, isinstance(eps, (int, float)) and eps > 0.0, "(0, inf)", owner)
+        check("eps", eps, isinstance(eps, (int, float)) and eps > 0.0, "(0, inf)", owner)
         defaults = dict(lr=lr, weight_decay=weight_decay)
         super().__init__(params, defaults)
         for g in self.param_groups:
@@ -106,10 +106,10 @@ class SOAA(_GlobalStateOptimizer):
                     raise ValueError(
                         f"SOAA: '{key}' is model-wide and cannot be set per parameter group"
                     )
-            _check(
+            check(
                 "lr", g["lr"], isinstance(g["lr"], (int, float)) and g["lr"] >= 0, "[0, inf)", owner
             )
-            _check(
+            check(
                 "weight_decay",
                 g["weight_decay"],
                 isinstance(g["weight_decay"], (int, float)) and g["weight_decay"] >= 0,
@@ -179,7 +179,7 @@ class SOAA(_GlobalStateOptimizer):
                     raise RuntimeError("SOAA does not support sparse gradients")
                 state = self.state[p]
                 if len(state) == 0:
-                    sd = _state_dtype(p)
+                    sd = state_dtype(p)
                     state["exp_avg"] = torch.zeros_like(p, dtype=sd)
                     state["exp_avg_sq"] = torch.zeros_like(p, dtype=sd)
                 ms.append(state["exp_avg"])

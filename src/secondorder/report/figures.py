@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from secondorder.plotting import save_figure
-from secondorder.train.loggers import read_jsonl
+from secondorder.report.plotting import save_figure
+from secondorder.runs import read_jsonl
 
 
 def _smooth(values: list[float], window: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tables of our runs next to the papers' published numbers (`results/paper/*.csv`).
+"""Tables of our runs next to the papers' published numbers (`results/published/*.csv`).
 
 Reports read only files in `results/`: `eval.json` (EM / F1) and `epochs.jsonl` (time and
 memory per epoch) of each run directory. They never train.
@@ -11,9 +11,10 @@ import json
 import statistics
 from pathlib import Path
 
-from secondorder.train.loggers import read_jsonl
+from secondorder.runs import read_jsonl
 
-SCALES = {"paper": "squad_v2", "demo": "demo"}
+SCALES = ("demo", "paper")  # results/<scale>/<experiment>/<run>/, as experiment_name says
+PUBLISHED = "results/published"
 
 
 def published(path: str | Path) -> list[dict[str, str]]:
@@ -23,7 +24,7 @@ def published(path: str | Path) -> list[dict[str, str]]:
 
 def runs_of(results_root: Path, scale: str, experiment: str) -> list[Path]:
     """Run directories (one per seed) of an experiment that finished an evaluation."""
-    base = results_root / SCALES[scale] / experiment
+    base = results_root / scale / experiment
     return sorted(p.parent for p in base.glob("*/eval.json"))
 
 
@@ -49,7 +50,7 @@ def run_costs(run_dir: Path) -> dict[str, float]:
 
 
 def comparison_table(table: str, results_root: str | Path, scale: str,
-                     paper_dir: str | Path = "results/paper") -> tuple[list[dict], str]:
+                     paper_dir: str | Path = PUBLISHED) -> tuple[list[dict], str]:
     """Rows of ours vs the paper for `table` ("table1" or "table3"), and a Markdown rendering."""
     results_root = Path(results_root)
     rows = []
@@ -67,7 +68,7 @@ def comparison_table(table: str, results_root: str | Path, scale: str,
     base_time = rows[0]["time_per_epoch_s"]
     base_mem = rows[0]["peak_memory_gib"]
     lines = [
-        f"{table} ({scale} scale; paper numbers from results/paper/{table}.csv)", "",
+        f"{table} ({scale} scale; paper numbers from results/published/{table}.csv)", "",
         "| | F1 (ours) | EM (ours) | F1 (paper) | EM (paper) | runs | time/epoch vs first row | peak memory vs first row |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -85,9 +86,9 @@ def comparison_table(table: str, results_root: str | Path, scale: str,
 
 
 def write_table(table: str, results_root: str | Path, scale: str,
-                paper_dir: str | Path = "results/paper") -> Path:
+                paper_dir: str | Path = PUBLISHED) -> Path:
     rows, markdown = comparison_table(table, results_root, scale, paper_dir)
-    out = Path(results_root) / SCALES[scale] / f"{table}.md"
+    out = Path(results_root) / scale / f"{table}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown)
     (out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))

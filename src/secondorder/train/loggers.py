@@ -7,43 +7,18 @@ Files are the source of truth: tables and figures are rebuilt from `metrics.json
 
 from __future__ import annotations
 
-import json
-import math
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def truncate_jsonl(path: Path, max_step: int) -> None:
-    """Drop records logged after `max_step`: a resumed run recomputes those steps."""
-    if path.exists():
-        kept = [r for r in read_jsonl(path) if r.get("step", 0) <= max_step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+from secondorder.runs import STREAMS, append_jsonl, truncate_jsonl
 
 
 class RunLogger:
     """Writes training and evaluation records to the run directory and, if enabled, to W&B."""
 
-    STREAMS = ("metrics", "evals", "epochs")
+    STREAMS = STREAMS
 
     def __init__(self, run_dir: Path, logger_cfg: Mapping, config: Mapping, *, resume_step: int | None):
         self.run_dir = run_dir

@@ -9,8 +9,6 @@ the double-backward graph only then, and follows the protocol documented in
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
 import time
@@ -26,10 +24,20 @@ from tqdm.auto import tqdm
 
 from secondorder.data.squad import epoch_order, iterate_batches
 from secondorder.optim import build_optimizer
-from secondorder.optim.curvature import curvature_slice_size
+from secondorder.optim.protocol import backward_for_step, batch_loss
 from secondorder.qa.metric import squad_v2_scores
 from secondorder.qa.postprocess import postprocess_predictions
-from secondorder.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from secondorder.runs import (
+    CHECKPOINTS,
+    EVAL,
+    NA_PROBS,
+    PREDICTIONS,
+    load_checkpoint,
+    read_json,
+    save_checkpoint,
+    set_rng_state,
+    write_json,
+)
 from secondorder.train.loggers import RunLogger
 from secondorder.train.meters import Throughput, memory_stats, reset_peak_memory
 from secondorder.train.schedules import build_scheduler
@@ -42,56 +50,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings(
     "ignore", message=r"Using backward\(\) with create_graph=True", category=UserWarning
 )
-
-
-def batch_loss(model, batch: Mapping[str, torch.Tensor], device, autocast) -> torch.Tensor:
-    """The model's mean loss on one collated batch (fp32 even under autocast)."""
-    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    with autocast():
-        return model(**inputs).loss.float()
-
-
-_said_math_attention = False
-
-
-def attention_for(curvature: bool):
-    """Fused SDPA kernels have no double backward: use the math kernel on curvature steps."""
-    global _said_math_attention
-    if not curvature:
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    if not _said_math_attention:
-        log.info("curvature steps run attention with the math SDPA kernel "
-                 "(fused kernels have no double backward)")
-        _said_math_attention = True
-    return sdpa_kernel(SDPBackend.MATH)
-
-
-def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer):
-    """Forward and backward for the coming `optimizer.step`, as the optimizer asks.
-
-    Returns the detached batch loss and the keyword arguments for `step()`. With curvature
-    and `hessian_batch_fraction < 1`, only a slice of the batch keeps its double-backward
-    graph and the rest only adds to the gradient, so p.grad is still the full-batch
-    gradient and no example is forwarded twice (protocol in `secondorder.optim`).
-    """
-    curvature = bool(getattr(optimizer, "needs_curvature", lambda: False)())
-    fraction = float(getattr(optimizer, "hessian_batch_fraction", 1.0)) if curvature else 1.0
-    size = len(batch["input_ids"])
-    n_slice = curvature_slice_size(size, fraction) if fraction < 1.0 else size
-    with attention_for(curvature):
-        if n_slice < size:
-            head = {k: v[:n_slice] for k, v in batch.items()}
-            tail = {k: v[n_slice:] for k, v in batch.items()}
-            loss_head = loss_fn(head) * (n_slice / size)
-            loss_head.backward(create_graph=True)
-            loss_tail = loss_fn(tail) * ((size - n_slice) / size)
-            loss_tail.backward()
-            return (loss_head + loss_tail).detach(), {"hessian_scale": size / n_slice}
-        loss = loss_fn(batch)
-        loss.backward(create_graph=curvature)
-        return loss.detach(), {}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -169,7 +127,7 @@ class Trainer:
         self.eval_records = eval_records
         self.eval_features = eval_features
         self.run_dir = run_dir
-        self.ckpt_dir = run_dir / "checkpoints"
+        self.ckpt_dir = run_dir / CHECKPOINTS
         self.config_dict = config_dict
         self.phases = plan_phases(cfg)
         self.batch_size = int(self.tcfg["batch_size"])
@@ -193,8 +151,8 @@ class Trainer:
                 progress.phase, progress.epoch, progress.batch = i + 1, 0, 0
         finally:
             self.logger.finish()
-        if last_eval is None and (self.run_dir / "eval.json").exists():
-            last_eval = json.loads((self.run_dir / "eval.json").read_text())
+        if last_eval is None and (self.run_dir / EVAL).exists():
+            last_eval = read_json(self.run_dir / EVAL)
         return last_eval or {}
 
     def _start(self) -> tuple[Progress, dict | None]:
@@ -217,7 +175,7 @@ class Trainer:
             log.info("hand-off: model weights from %s", init_from)
         # A fresh run removes the old run's results and checkpoints, so that a later
         # resume=true can never continue the old run.
-        for name in ("eval.json", "predictions.json", "na_probs.json"):
+        for name in (EVAL, PREDICTIONS, NA_PROBS):
             (self.run_dir / name).unlink(missing_ok=True)
         for old in self.ckpt_dir.glob("*.pt"):
             old.unlink()
@@ -391,9 +349,9 @@ class Trainer:
         }
         self.logger.log("evals", record)
         self.logger.summary({k: v for k, v in record.items() if isinstance(v, int | float)})
-        _write_json(self.run_dir / "eval.json", record)
-        _write_json(self.run_dir / "predictions.json", predictions)
-        _write_json(self.run_dir / "na_probs.json", na_probs)
+        write_json(self.run_dir / EVAL, record)
+        write_json(self.run_dir / PREDICTIONS, predictions)
+        write_json(self.run_dir / NA_PROBS, na_probs)
         log.info("eval at step %d: EM %.2f F1 %.2f (HasAns F1 %s, NoAns F1 %s)", progress.step,
                  scores["exact"], scores["f1"], _fmt(scores.get("HasAns_f1")),
                  _fmt(scores.get("NoAns_f1")))
@@ -419,8 +377,3 @@ class Trainer:
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)

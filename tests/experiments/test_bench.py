@@ -1,19 +1,14 @@
-"""scripts/bench_step.py at a tiny shape: the JSON it writes and AdamW's ratios of exactly 1."""
+"""The step-cost benchmark (scripts/bench_step.py) at a tiny shape: the JSON it writes and AdamW's ratios of exactly 1."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_step.py"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("bench_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from secondorder.experiments import bench
+
+    return bench
 
 
 def test_bench_step_tiny_cpu_run(tmp_path, monkeypatch):

@@ -10,13 +10,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from secondorder.analysis.spectra import (
-    ModelHessian,
-    blockwise_spectra,
-    default_albert_blocks,
-    full_spectrum,
-    resolve_blocks,
-)
+from secondorder.curvature.blocks import default_albert_blocks, resolve_blocks
+from secondorder.curvature.blockwise import blockwise_spectra, full_spectrum
+from secondorder.curvature.operators import ModelHessian
 
 
 def loss_fn(model, batch):

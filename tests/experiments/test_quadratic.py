@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from secondorder.analysis.quadratic import (
+from secondorder.experiments.quadratic import (
     QuadraticProblem,
-    figure_8,
     make_case,
     run_adam,
     run_case,
     run_gd,
 )
+from secondorder.report.heterogeneity import figure_8
 
 
 @pytest.mark.parametrize("case", [1, 2, 3, 4])

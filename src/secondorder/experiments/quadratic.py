@@ -38,11 +38,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-from secondorder.plotting import save_figure
 
 __all__ = [
     "QuadraticProblem",
@@ -53,7 +50,6 @@ __all__ = [
     "grid_search_adam",
     "run_case",
     "run_all_cases",
-    "figure_8",
     "CASE_EIGENVALUES",
 ]
 
@@ -303,25 +299,3 @@ def run_all_cases(
 
         it = tqdm(cases, desc="quadratic cases")
     return {c: run_case(c, **kwargs) for c in it}
-
-
-def figure_8(results: dict[int, CaseResult], path: str | Path) -> Path:
-    """Log gradient norm vs iteration, one panel per case (like the paper's Figure 8)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cases = sorted(results)
-    fig, axes = plt.subplots(1, len(cases), figsize=(4.2 * len(cases), 3.6), squeeze=False)
-    for ax, c in zip(axes[0], cases, strict=True):
-        r = results[c]
-        for label, norms in r.curves.items():
-            y = np.asarray(norms, dtype=np.float64)
-            y = np.where(y > 0, y, np.nan)
-            ax.semilogy(np.arange(y.size), y, label=f"{label}, lr={r.lrs[label]:.3g}")
-        ax.set_title(r.title, fontsize=9)
-        ax.set_xlabel("Iteration")
-        ax.set_ylabel("Gradient norm")
-        ax.legend(fontsize=7)
-    return save_figure(fig, path, dpi=120)

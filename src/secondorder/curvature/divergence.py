@@ -2,7 +2,7 @@
 
 ``js_distance`` (``variant="standard"``, the default)
     The densities are turned into probability vectors on the grid's cells
-    (``P_k = p_k * width_k / sum``, cells as in :func:`secondorder.analysis.lanczos.integrate`)
+    (``P_k = p_k * width_k / sum``, cells as in :func:`secondorder.curvature.lanczos.integrate`)
     and the Jensen-Shannon *distance* is
 
         JS(P, Q) = sqrt( (KL(P || M) + KL(Q || M)) / 2 ),   M = (P + Q) / 2,
@@ -35,14 +35,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 
 import numpy as np
 
-from secondorder.plotting import save_figure
-
-__all__ = ["js_distance", "pairwise_js", "js0", "heatmap_figure", "JS_MAX"]
+__all__ = ["js_distance", "pairwise_js", "js0", "JS_MAX"]
 
 JS_MAX = math.sqrt(math.log(2.0))  # bound of the standard variant with the natural log
 
@@ -169,30 +166,3 @@ def js0(
         raise ValueError("need a square matrix of at least two blocks")
     off = ~np.eye(n, dtype=bool)
     return float(mat[off].mean())
-
-
-def heatmap_figure(
-    names: Sequence[str],
-    matrix: np.ndarray,
-    path: str | Path,
-    *,
-    title: str | None = None,
-    vmax: float | None = None,
-) -> Path:
-    """Save a heatmap of a pairwise distance matrix (like the paper's Figure 4) as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    mat = np.asarray(matrix, dtype=np.float64)
-    n = len(names)
-    size = max(4.0, 0.45 * n + 2.0)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
-    im = ax.imshow(mat, cmap="viridis", vmin=0.0, vmax=vmax)
-    ax.set_xticks(range(n), labels=list(names), rotation=90, fontsize=8)
-    ax.set_yticks(range(n), labels=list(names), fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="JS distance")
-    if title:
-        ax.set_title(title)
-    return save_figure(fig, path, dpi=120)

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from secondorder.analysis.mlp_heterogeneity import (
+from secondorder.curvature.blocks import resolve_blocks
+from secondorder.experiments.mlp import (
     ScaledMLP,
     load_digits_split,
     mlp_blocks,
     mlp_js0,
     train_eval,
 )
-from secondorder.analysis.spectra import resolve_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,8 +22,8 @@ import torch
 from test_lanczos import dense_orthogonal  # same construction as the SLQ tests
 from torch import nn
 
-from secondorder.analysis.lanczos import default_grid, density, extreme_eigenvalues, integrate, slq
-from secondorder.analysis.spectra import ModelHessian
+from secondorder.curvature.lanczos import default_grid, density, extreme_eigenvalues, integrate, slq
+from secondorder.curvature.operators import ModelHessian
 
 curvlinops = pytest.importorskip("curvlinops")
 TensorLinearOperator = pytest.importorskip("curvlinops.examples").TensorLinearOperator

@@ -9,7 +9,7 @@ import pytest
 import scipy.fft
 import torch
 
-from secondorder.analysis.lanczos import (
+from secondorder.curvature.lanczos import (
     LanczosRecurrence,
     adaptive_grid,
     default_grid,

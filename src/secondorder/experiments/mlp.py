@@ -27,7 +27,7 @@ every ``c`` (same seed). Blocks: one per layer weight (``layers.{k}.weight``), a
 JS0: the mean pairwise Jensen-Shannon distance between the four layer densities (variance
 ``1e-5`` blur, the paper's public-code convention). The primary number uses the standard
 bounded distance (natural log, at most ``sqrt(ln 2) = 0.8326``; the paper's Table 3 uses an
-unnormalised variant, see :mod:`secondorder.analysis.divergence`, and reports NaN for
+unnormalised variant, see :mod:`secondorder.curvature.divergence`, and reports NaN for
 ``c >= 9``; ours is finite) on an adaptive grid that resolves the blur around every Ritz value;
 ``js0_uniform_grid`` is the same distance on a uniform grid spanning all blocks (coarser than the
 blur once the spectra spread over large ranges) and ``js0_grid_sum`` the unnormalised candidate
@@ -50,10 +50,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from secondorder.analysis.divergence import heatmap_figure, js0, pairwise_js
-from secondorder.analysis.lanczos import adaptive_grid, density
-from secondorder.analysis.spectra import blockwise_spectra
-from secondorder.plotting import save_figure
+from secondorder.curvature.blockwise import blockwise_spectra
+from secondorder.curvature.divergence import js0, pairwise_js
+from secondorder.curvature.lanczos import adaptive_grid, density
+from secondorder.report.spectra import block_densities_figure, heatmap_figure
 
 __all__ = [
     "ScaledMLP",
@@ -62,7 +62,6 @@ __all__ = [
     "mlp_js0",
     "train_eval",
     "run_mlp_experiment",
-    "figure_5",
     "DATASET_NOTE",
 ]
 
@@ -360,7 +359,7 @@ def run_mlp_experiment(
                 title=f"MLP, c={c:g}: JS distance at init (JS0={info['js0']:.3f})",
                 vmax=math.sqrt(math.log(2.0)),
             )
-            spectra_figure(spec, Path(out_dir) / f"mlp_spectra_c{c:g}.png", title=f"c={c:g}")
+            block_densities_figure(spec, Path(out_dir) / f"mlp_spectra_c{c:g}.png", title=f"c={c:g}")
         for opt in ("sgd", "adam"):
             best = (float("nan"), None)  # stays NaN if every learning rate diverged
             for lr in lrs:
@@ -374,59 +373,3 @@ def run_mlp_experiment(
             res.best_lr[opt].append(best[1])
     res.settings["wall_time_s"] = time.time() - t0
     return res
-
-
-def spectra_figure(spec, path: str | Path, *, title: str | None = None) -> Path:
-    """Blockwise densities (log scale), one panel per block, each on its own Ritz range."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    blocks = list(spec.blocks.values())
-    fig, axes = plt.subplots(1, len(blocks), figsize=(3.2 * len(blocks), 2.8), squeeze=False)
-    for ax, b in zip(axes[0], blocks, strict=True):
-        pad = 0.05 * (b.lambda_max - b.lambda_min) + 0.05
-        grid = np.linspace(b.lambda_min - pad, b.lambda_max + pad, 4000)
-        rho = density(b.runs, grid, sigma2=spec.sigma2, scale_by_range=spec.scale_by_range)
-        ax.semilogy(grid, np.maximum(rho, 1e-12))
-        ax.set_title(f"{b.name} (d={b.dim})", fontsize=9)
-        ax.set_xlabel("eigenvalue")
-    if title:
-        fig.suptitle(title)
-    return save_figure(fig, path, dpi=110)
-
-
-def figure_5(result: MLPResult, path: str | Path) -> Path:
-    """JS0 vs c and best test accuracy of SGD / Adam vs c (Figure 5(c) and Table 3)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.6))
-    a1.plot(result.cs, result.js0, "o-")
-    a1.axhline(math.sqrt(math.log(2.0)), ls="--", c="gray", lw=0.8, label="sqrt(ln 2)")
-    a1.set_xlabel("degree of block heterogeneity c")
-    a1.set_ylabel("JS0 (mean pairwise JS distance)")
-    a1.legend(fontsize=8)
-    a1.set_title("JS0 of layer spectra at init", fontsize=10)
-    for key, label, marker in (("sgd", "SGD", "o-"), ("adam", "Adam", "s-")):
-        acc = np.asarray(result.best_acc[key], dtype=np.float64)
-        line = a2.plot(result.cs, acc, marker, label=label)[0]
-        bad = np.isnan(acc)
-        if bad.any():
-            a2.plot(
-                np.asarray(result.cs)[bad],
-                np.zeros(bad.sum()),
-                "x",
-                ms=9,
-                color=line.get_color(),
-                label=f"{label}: every lr diverged",
-            )
-    a2.set_xlabel("degree of block heterogeneity c")
-    a2.set_ylabel("best test accuracy")
-    a2.set_ylim(0.0, 1.02)
-    a2.legend(fontsize=8)
-    a2.set_title(f"digits, {result.settings.get('epochs')} epochs, best lr", fontsize=10)
-    return save_figure(fig, path, dpi=120)

@@ -11,12 +11,12 @@ point) and
    deterministic, so a retrained vocabulary need not match the checkpoint's embeddings;
 2. fixes the loss: the mean QA loss (``model(**batch).loss``) over ``num_batches`` batches of
    ``batch_size`` training windows, from examples drawn with ``spectrum.seed``; eval mode and the
-   ``MATH`` attention kernel (:class:`secondorder.analysis.spectra.ModelHessian`);
+   ``MATH`` attention kernel (:class:`secondorder.curvature.operators.ModelHessian`);
 3. estimates the spectrum of every diagonal Hessian block (default: the ALBERT partition of
-   :func:`secondorder.analysis.spectra.default_albert_blocks`) by stochastic Lanczos quadrature
-   (:func:`secondorder.analysis.spectra.blockwise_spectra`), and the pairwise Jensen-Shannon
+   :func:`secondorder.curvature.blocks.default_albert_blocks`) by stochastic Lanczos quadrature
+   (:func:`secondorder.curvature.blockwise.blockwise_spectra`), and the pairwise Jensen-Shannon
    distances between the blurred block densities on their common grid
-   (:func:`secondorder.analysis.divergence.pairwise_js`, standard bounded variant); JS0 is their
+   (:func:`secondorder.curvature.divergence.pairwise_js`, standard bounded variant); JS0 is their
    mean over distinct pairs;
 4. writes ``<out_root>/<name>/``:
 
@@ -55,7 +55,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from secondorder.plotting import save_figure
+from secondorder.report.spectra import density_grid_figure, heatmap_figure
+from secondorder.runs import load_checkpoint, resolve_checkpoint, write_json
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,6 @@ __all__ = [
     "prepare_inputs",
     "model_blocks",
     "run_spectrum",
-    "density_grid_figure",
     "write_js_csv",
     "read_js_csv",
     "js0_report",
@@ -99,17 +99,6 @@ if not OmegaConf.has_resolver("spectrum_tag"):  # used by configs/spectrum.yaml 
     OmegaConf.register_new_resolver("spectrum_tag", checkpoint_tag)
 
 
-def resolve_checkpoint(value: Any, run_dir: str | Path) -> Path | None:
-    """``None`` (initialisation), a path, or a bare name for ``<run_dir>/checkpoints/<name>.pt``."""
-    if value is None or str(value) == "":
-        return None
-    text = str(value)
-    path = Path(text)
-    if path.suffix == "" and "/" not in text and "\\" not in text:
-        path = Path(run_dir) / "checkpoints" / f"{text}.pt"
-    return path
-
-
 def _container(node) -> Any:
     if isinstance(node, DictConfig) or OmegaConf.is_config(node):
         return OmegaConf.to_container(node, resolve=True)
@@ -125,21 +114,18 @@ def _flat_items(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: obj}
 
 
-def _check_run_config(cfg: DictConfig, checkpoint: Path) -> list[str]:
-    """Keys of ``model`` / ``data`` where this config differs from the checkpoint's run config."""
-    saved = checkpoint.parent.parent / "config.yaml"
-    if checkpoint.parent.name != "checkpoints" or not saved.exists():
-        return []
-    run_cfg = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+def _ignored_overrides(cfg: DictConfig, run_cfg: DictConfig) -> list[str]:
+    """``model`` / ``data`` keys where ``cfg`` differs from the run's own config (which wins)."""
     diffs = []
     for section in ("model", "data"):
         ours = _flat_items(_container(cfg[section]), f"{section}.")
-        theirs = _flat_items(run_cfg.get(section, {}), f"{section}.")
+        theirs = _flat_items(_container(run_cfg.get(section, {})), f"{section}.")
         for key in sorted(set(ours) | set(theirs)):
             if ours.get(key) != theirs.get(key):
                 diffs.append(f"{key}: {theirs.get(key)!r} (run) vs {ours.get(key)!r}")
     if diffs:
-        msg = f"this config differs from the run's {saved}: " + "; ".join(diffs)
+        msg = ("the run's own config.yaml is used; this config differs from it (ignored): "
+               + "; ".join(diffs))
         log.warning("%s", msg)
         warnings.warn(msg, stacklevel=3)
     return diffs
@@ -164,26 +150,6 @@ class SpectrumInputs:
     tokenizer_source: str
     checkpoint_info: dict = field(default_factory=dict)
     config_differences: list[str] = field(default_factory=list)
-
-
-def _tokenizer(cfg: DictConfig, train_records, checkpoint: Path | None):
-    from secondorder.data.tokenizer import build_tokenizer
-
-    if checkpoint is not None:
-        saved = checkpoint.parent.parent / "tokenizer"
-        if checkpoint.parent.name == "checkpoints" and (saved / "tokenizer_config.json").exists():
-            from transformers import AutoTokenizer
-
-            return AutoTokenizer.from_pretrained(str(saved)), str(saved)
-        if cfg.model.tokenizer.kind == "local":
-            msg = (
-                f"no saved tokenizer at {saved}: rebuilding it from the config (cache "
-                f"{cfg.cache_dir}); if it is not the tokenizer the checkpoint was trained with, "
-                "token ids will not match the checkpoint's embeddings"
-            )
-            log.warning("%s", msg)
-            warnings.warn(msg, stacklevel=3)
-    return build_tokenizer(cfg.model, train_records, cfg.cache_dir), "build_tokenizer"
 
 
 def _device(name: str) -> torch.device:
@@ -217,13 +183,13 @@ def hessian_batches(records, tokenizer, fc, *, num_batches: int, batch_size: int
 
 
 def prepare_inputs(cfg: DictConfig) -> SpectrumInputs:
-    """Data, tokenizer, model (at init or with the checkpoint's weights) and the fixed batches."""
-    from accelerate.utils import set_seed
+    """Tokenizer, model (at init or with a checkpoint's weights) and the fixed batches.
 
-    from secondorder.data.squad import load_records
-    from secondorder.models.albert import build_model
-    from secondorder.train.checkpoint import load_checkpoint
-    from secondorder.train.run import feature_config
+    A checkpoint is read with :func:`secondorder.runs.load_run`: model, data and tokenizer are
+    the run's own. At initialisation the model is the one a run of ``cfg`` starts from (the
+    run's own if ``run_dir`` holds one, else built from ``cfg`` with the same seeding).
+    """
+    from secondorder.runs import CONFIG, build_components, feature_config, load_run
 
     sc = cfg.spectrum
     checkpoint = resolve_checkpoint(sc.checkpoint, cfg.run_dir)
@@ -232,34 +198,41 @@ def prepare_inputs(cfg: DictConfig) -> SpectrumInputs:
             f"no checkpoint at {checkpoint} (spectrum.checkpoint={sc.checkpoint!r}); train the "
             "run first or set spectrum.checkpoint=null for the spectra at initialisation"
         )
-    set_seed(int(cfg.seed))
-    records = load_records(cfg.data)
-    tokenizer, source = _tokenizer(cfg, records["train"], checkpoint)
-    set_seed(int(cfg.seed))  # as in secondorder.train.run: init weights depend on the seed alone
-    model = build_model(cfg.model, tokenizer)
     info: dict = {}
     diffs: list[str] = []
-    if checkpoint is not None:
-        diffs = _check_run_config(cfg, checkpoint)
-        state = load_checkpoint(checkpoint)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as err:
-            raise ValueError(
-                f"the checkpoint {checkpoint} does not fit the model of this config (pick the "
-                f"run's experiment and model overrides): {err}"
-            ) from err
-        info = {k: state[k] for k in ("progress", "phase_optimizer") if k in state}
-    fc = feature_config(cfg.data, model)
+    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
+        run = load_run(checkpoint.parent.parent, checkpoint)
+        diffs = _ignored_overrides(cfg, run.cfg)
+        parts, data_cfg = run.components, run.cfg.data
+        info = {k: run.checkpoint[k] for k in ("progress", "phase_optimizer") if k in run.checkpoint}
+    elif checkpoint is None and (Path(cfg.run_dir) / CONFIG).exists():
+        run = load_run(cfg.run_dir, None)
+        diffs = _ignored_overrides(cfg, run.cfg)
+        parts, data_cfg = run.components, run.cfg.data
+    else:  # a run not trained yet, or a checkpoint file outside a run directory
+        parts, data_cfg = build_components(cfg), cfg.data
+        if checkpoint is not None:
+            state = load_checkpoint(checkpoint)
+            try:
+                parts.model.load_state_dict(state["model"])
+            except RuntimeError as err:
+                raise ValueError(
+                    f"the checkpoint {checkpoint} does not fit the model of this config (pick "
+                    f"the run's experiment and model overrides): {err}"
+                ) from err
+            info = {k: state[k] for k in ("progress", "phase_optimizer") if k in state}
+    model = parts.model
+    fc = feature_config(data_cfg, model)
     device = _device(str(sc.get("device", "auto")))
     dtype = {"float32": torch.float32, "float64": torch.float64}[str(sc.get("dtype", "float32"))]
     model.to(device=device, dtype=dtype)
     split = str(sc.get("split", "train"))
     batches = hessian_batches(
-        records[split], tokenizer, fc, num_batches=sc.num_batches, batch_size=sc.batch_size,
-        seed=sc.seed, device=device, num_proc=cfg.data.get("num_proc"),
+        parts.records[split], parts.tokenizer, fc, num_batches=sc.num_batches,
+        batch_size=sc.batch_size, seed=sc.seed, device=device, num_proc=data_cfg.get("num_proc"),
     )
-    return SpectrumInputs(model, tokenizer, batches, checkpoint, source, info, diffs)
+    return SpectrumInputs(model, parts.tokenizer, batches, checkpoint, parts.tokenizer_source,
+                          info, diffs)
 
 
 def model_blocks(model, blocks_cfg=None) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
@@ -267,7 +240,7 @@ def model_blocks(model, blocks_cfg=None) -> tuple[dict[str, list[str]], dict[str
 
     ``blocks_cfg`` None: :func:`default_albert_blocks`; else a mapping block -> glob(s).
     """
-    from secondorder.analysis.spectra import default_albert_blocks, resolve_blocks
+    from secondorder.curvature.blocks import default_albert_blocks, resolve_blocks
 
     if blocks_cfg is None:
         with warnings.catch_warnings():
@@ -287,7 +260,7 @@ def model_blocks(model, blocks_cfg=None) -> tuple[dict[str, list[str]], dict[str
 
 def _loss_and_grad_norms(model, batches, resolved, average: bool):
     """The fixed loss, per-block gradient norms and the parameters the loss does not reach."""
-    from secondorder.analysis.spectra import hessian_mode
+    from secondorder.curvature.operators import hessian_mode
 
     named = dict(model.named_parameters())
     names = [n for ns in resolved.values() for n in ns]
@@ -334,62 +307,12 @@ def read_js_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
     return names, np.array([[float(x) for x in r[1:]] for r in rows[1:]], dtype=np.float64)
 
 
-def density_grid_figure(spectra, path: str | Path, *, title: str | None = None,
-                        ncols: int = 6, points: int = 2000) -> Path:
-    """One small log-scale density panel per block, each on its own Ritz range (cf. the paper)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from secondorder.analysis.lanczos import density
-
-    blocks = list(spectra.blocks.values())
-    ncols = max(1, min(ncols, len(blocks)))
-    nrows = math.ceil(len(blocks) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols, 2.2 * nrows + 0.6), squeeze=False)
-    sd = math.sqrt(spectra.sigma2)
-    for ax, b in zip(axes.flat, blocks, strict=False):
-        width = b.lambda_max - b.lambda_min
-        if spectra.scale_by_range:
-            sd = math.sqrt(spectra.sigma2 * max(1.0, width))
-        pad = 0.05 * width + 5.0 * sd
-        grid = np.linspace(b.lambda_min - pad, b.lambda_max + pad, points)
-        rho = density(b.runs, grid, sigma2=spectra.sigma2, scale_by_range=spectra.scale_by_range)
-        top = float(rho.max())
-        ax.semilogy(grid, np.maximum(rho, 1e-12 * top), lw=0.8)
-        ax.set_ylim(1e-12 * top, 3.0 * top)
-        ax.set_title(f"{b.name} (d={b.dim})", fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.xaxis.get_offset_text().set_fontsize(6)
-    for ax in axes.flat[len(blocks):]:
-        ax.axis("off")
-    fig.supxlabel("eigenvalue", fontsize=8)
-    fig.supylabel("density", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return save_figure(fig, path, dpi=110)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
-
-
-def _write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=1, default=_json_default))
-
 
 @dataclass
 class SpectrumResult:
     out_dir: Path
     summary: dict
-    spectra: Any  # secondorder.analysis.spectra.BlockwiseSpectra
+    spectra: Any  # secondorder.curvature.blockwise.BlockwiseSpectra
     names: list[str]
     js: np.ndarray
     unmatched: list[str]
@@ -402,8 +325,8 @@ class SpectrumResult:
 
 def run_spectrum(cfg: DictConfig, *, progress: bool | None = None) -> SpectrumResult:
     """Blockwise spectra of ``cfg``'s model (see the module docstring); returns what it wrote."""
-    from secondorder.analysis.divergence import JS_MAX, heatmap_figure, js0, pairwise_js
-    from secondorder.analysis.spectra import blockwise_spectra
+    from secondorder.curvature.blockwise import blockwise_spectra
+    from secondorder.curvature.divergence import JS_MAX, js0, pairwise_js
 
     t0 = time.time()
     sc = cfg.spectrum
@@ -482,7 +405,7 @@ def run_spectrum(cfg: DictConfig, *, progress: bool | None = None) -> SpectrumRe
             for b in names
         },
     }
-    _write_json(out_dir / "eigenvalues.json", eig)
+    write_json(out_dir / "eigenvalues.json", eig, indent=1)
     write_js_csv(out_dir / "js.csv", names, mat)
     tag = checkpoint_tag(sc.checkpoint)
     label = f"{cfg.experiment_name}/{cfg.run_name} ({tag})"
@@ -530,7 +453,7 @@ def run_spectrum(cfg: DictConfig, *, progress: bool | None = None) -> SpectrumRe
         "files": list(OUTPUT_FILES),
         "wall_time_s": time.time() - t0,
     }
-    _write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "summary.json", summary, indent=1)
     return SpectrumResult(out_dir, summary, spectra, names, mat, unmatched, inputs)
 
 

@@ -12,13 +12,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from secondorder.analysis.run_spectrum import (
+from secondorder.experiments.spectrum import (
     OUTPUT_FILES,
     read_js_csv,
     resolve_checkpoint,
     run_spectrum,
 )
-from secondorder.train.checkpoint import save_checkpoint
+from secondorder.runs import save_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY = [

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from secondorder.analysis.divergence import JS_MAX, heatmap_figure, js0, js_distance, pairwise_js
-from secondorder.analysis.lanczos import density
+from secondorder.curvature.divergence import JS_MAX, js0, js_distance, pairwise_js
+from secondorder.curvature.lanczos import density
+from secondorder.report.spectra import heatmap_figure
 
 
 def gauss(grid, mu, sd):

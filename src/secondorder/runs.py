@@ -1,0 +1,272 @@
+"""The run directory: what a run writes, how it is written, and how a run is loaded back.
+
+Every run lives in `results/<experiment_name>/<run_name>/` (`run_dir` in `configs/train.yaml`):
+
+    config.yaml          the resolved Hydra config, written when the run starts
+    tokenizer/           the run's tokenizer (a locally trained vocabulary is not reproducible)
+    metrics.jsonl        training records every `trainer.log_every_steps` steps
+    evals.jsonl          one record per evaluation; eval.json is the latest
+    epochs.jsonl         time and peak memory per epoch
+    predictions.json     official SQuAD 2.0 formats of the latest evaluation
+    na_probs.json
+    checkpoints/         last.pt (and epoch<N>.pt): model, optimizer, scheduler, RNG, position
+
+This module is the only one that knows that layout. The trainer writes through it; the
+experiments (spectra of a trained model) and the reports (tables, figures) read through it;
+:func:`load_run` rebuilds a run's tokenizer and model from the run's own `config.yaml`, so an
+analysis can never silently use another model than the one trained. JSON files are written
+atomically (a temporary file, then a rename), so a kill never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+CONFIG = "config.yaml"
+TOKENIZER = "tokenizer"
+CHECKPOINTS = "checkpoints"
+EVAL = "eval.json"
+PREDICTIONS = "predictions.json"
+NA_PROBS = "na_probs.json"
+STREAMS = ("metrics", "evals", "epochs")  # <stream>.jsonl
+
+
+# ------------------------------------------------------------------------------- JSON files
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    return str(obj)  # Path and anything else printable
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:
+    """Write `obj` as JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=indent, default=_json_default))
+    tmp.replace(path)
+    return path
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def _finite_or_text(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN / inf
+    return value
+
+
+def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps({k: _finite_or_text(v) for k, v in record.items()}) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_jsonl(path: Path, max_step: int) -> None:
+    """Drop records logged after `max_step`: a resumed run recomputes those steps."""
+    if path.exists():
+        kept = [r for r in read_jsonl(path) if r.get("step", 0) <= max_step]
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+# ------------------------------------------------------------------------------- checkpoints
+def rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """`state` plus every RNG state, written to a temporary file and renamed (kill-safe)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({**state, "rng": rng_state()}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: check run_dir (resume=true continues the run in run_dir) "
+            "or strategy.init_from"
+        )
+    # Our own files: they hold RNG states and optimizer state, not only tensors.
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def resolve_checkpoint(value: Any, run_dir: str | Path) -> Path | None:
+    """``None`` (initialisation), a path, or a bare name for ``<run_dir>/checkpoints/<name>.pt``."""
+    if value is None or str(value) == "":
+        return None
+    text = str(value)
+    path = Path(text)
+    if path.suffix == "" and "/" not in text and "\\" not in text:
+        path = Path(run_dir) / CHECKPOINTS / f"{text}.pt"
+    return path
+
+
+# ------------------------------------------------------------------------------- components
+def feature_config(data_cfg: Mapping, model):
+    """The feature-window settings of `data_cfg`, checked against the model's position table."""
+    from secondorder.data.squad import FeatureConfig
+
+    fc = FeatureConfig(
+        max_length=int(data_cfg["max_length"]),
+        doc_stride=int(data_cfg["doc_stride"]),
+        max_question_length=int(data_cfg["max_question_length"]),
+    )
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and fc.max_length > limit:
+        raise ValueError(
+            f"data.max_length={fc.max_length} exceeds the model's max_position_embeddings={limit}"
+        )
+    return fc
+
+
+def _saved_tokenizer(run_dir: Path | None):
+    if run_dir is None or not (run_dir / TOKENIZER / "tokenizer_config.json").exists():
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(run_dir / TOKENIZER))
+
+
+@dataclass
+class Components:
+    """What a run is built from: raw records per split, tokenizer, model (initial weights)."""
+
+    records: Any  # {"train": datasets.Dataset, "validation": ...}
+    tokenizer: Any
+    model: Any
+    tokenizer_source: str  # the run directory's tokenizer/ or "build_tokenizer"
+
+
+def build_components(cfg: Mapping, run_dir: Path | None = None, *, reuse_tokenizer: bool = False,
+                     save_tokenizer: bool = False) -> Components:
+    """Records, tokenizer and model of `cfg`, seeded exactly as a training run starts.
+
+    With `reuse_tokenizer`, the tokenizer saved in `run_dir` is used if there is one (a locally
+    trained WordPiece vocabulary is not deterministic across processes: `tokenizers` breaks
+    ties between equally frequent merges in hash order, so a resumed run or an analysis of a
+    trained model must not retrain it). With `save_tokenizer` it is saved there.
+    """
+    from accelerate.utils import set_seed
+
+    from secondorder.data.squad import load_records
+    from secondorder.data.tokenizer import build_tokenizer
+    from secondorder.models.albert import build_model
+
+    set_seed(int(cfg["seed"]))
+    records = load_records(cfg["data"])
+    tokenizer = _saved_tokenizer(run_dir) if reuse_tokenizer else None
+    source = str(run_dir / TOKENIZER) if tokenizer is not None else "build_tokenizer"
+    if tokenizer is None:
+        tokenizer = build_tokenizer(cfg["model"], records["train"], cfg["cache_dir"])
+        if save_tokenizer and run_dir is not None:
+            tokenizer.save_pretrained(str(run_dir / TOKENIZER))
+    set_seed(int(cfg["seed"]))  # the model's initial weights depend on the seed alone
+    model = build_model(cfg["model"], tokenizer)
+    return Components(records, tokenizer, model, source)
+
+
+@dataclass
+class LoadedRun:
+    """A run read back from its directory: its own config, tokenizer and model weights."""
+
+    dir: Path
+    cfg: Any  # the run's config.yaml (a DictConfig)
+    components: Components
+    checkpoint_path: Path | None
+    checkpoint: dict | None  # the loaded checkpoint (None: the run's initial weights)
+
+    @property
+    def model(self):
+        return self.components.model
+
+    @property
+    def tokenizer(self):
+        return self.components.tokenizer
+
+    @property
+    def records(self):
+        return self.components.records
+
+
+def load_run(run_dir: str | Path, checkpoint: Any = "last") -> LoadedRun:
+    """The run in `run_dir` with the weights of `checkpoint`.
+
+    `checkpoint`: a bare name (``"last"``, ``"epoch2"``) for ``checkpoints/<name>.pt``, a path,
+    or None for the weights the run started from. The model, data and seed come from the run's
+    `config.yaml`, the tokenizer from its `tokenizer/` directory.
+    """
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    config = run_dir / CONFIG
+    if not config.exists():
+        raise FileNotFoundError(
+            f"no run in {run_dir} ({CONFIG} missing): train it first (scripts/train.py), or "
+            "check run_dir / experiment"
+        )
+    cfg = OmegaConf.load(config)
+    path = resolve_checkpoint(checkpoint, run_dir)
+    if path is not None and not path.exists():
+        raise FileNotFoundError(
+            f"no checkpoint at {path}: the run has not reached it (train or resume it first), or "
+            "pick another of its checkpoints"
+        )
+    if _saved_tokenizer(run_dir) is None and cfg.model.tokenizer.kind == "local":
+        msg = (f"no saved tokenizer in {run_dir / TOKENIZER}: rebuilding it from the config; if "
+               "it is not the one the run was trained with, token ids will not match its weights")
+        log.warning("%s", msg)
+        warnings.warn(msg, stacklevel=2)
+    components = build_components(cfg, run_dir, reuse_tokenizer=True)
+    state = None
+    if path is not None:
+        state = load_checkpoint(path)
+        try:
+            components.model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise ValueError(
+                f"the checkpoint {path} does not fit the model of {config}: {err}"
+            ) from err
+    return LoadedRun(run_dir, cfg, components, path, state)
