@@ -7,6 +7,7 @@ Every run lives in `results/<experiment_name>/<run_name>/` (`run_dir` in `config
     metrics.jsonl        training records every `trainer.log_every_steps` steps
     evals.jsonl          one record per evaluation; eval.json is the latest
     epochs.jsonl         time and peak memory per epoch
+    curvature.jsonl      per-block preconditioner telemetry of second-order optimizers
     predictions.json     official SQuAD 2.0 formats of the latest evaluation
     na_probs.json
     checkpoints/         last.pt (and epoch<N>.pt): model, optimizer, scheduler, RNG, position
@@ -42,7 +43,7 @@ CHECKPOINTS = "checkpoints"
 EVAL = "eval.json"
 PREDICTIONS = "predictions.json"
 NA_PROBS = "na_probs.json"
-STREAMS = ("metrics", "evals", "epochs")  # <stream>.jsonl
+STREAMS = ("metrics", "evals", "epochs", "curvature")  # <stream>.jsonl
 
 
 # ------------------------------------------------------------------------------- JSON files

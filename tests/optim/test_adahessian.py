@@ -70,12 +70,15 @@ def eq7_reference(d: np.ndarray, b: int, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def reference_adahessian(
-    params0, x, y, steps, lr, betas, eps, wd, k, block, interval, n_samples, seed
+    params0, x, y, steps, lr, betas, eps, wd, k, block, interval, n_samples, seed,
+    absolute=False, record=None,
 ):
     """Algorithm 1 with official eps placement and decoupled weight decay, float64 numpy.
 
     H is the exact Hessian from torch.autograd.functional.hessian; z is drawn with the
     documented order (per sample, all parameters in order) from a generator seeded `seed`.
+    `absolute`: average |z * Hz| (the official code) instead of z * Hz. `record` (a dict) gets
+    the last refresh's first-sample estimate z * Hz, the last denominator and the last update.
     """
     b1, b2 = betas
     f = flat_loss(x, y)
@@ -94,7 +97,10 @@ def reference_adahessian(
             for _ in range(n_samples):
                 zs = rademacher_like([torch.empty(s, dtype=F64) for s in SHAPES], gen)
                 z = np.concatenate([zz.reshape(-1).numpy() for zz in zs])
-                d += z * (hess @ z)
+                est = z * (hess @ z)
+                if record is not None and _ == 0:
+                    record["estimate"] = est.copy()
+                d += np.abs(est) if absolute else est
             d /= n_samples
             ds = np.concatenate(
                 [
@@ -108,7 +114,10 @@ def reference_adahessian(
         m_hat = m / (1 - b1**t)
         d_bar = np.sqrt(v / (1 - b2**h_count))  # Eq. 8
         denom = d_bar**k + eps  # Eq. 9 with the official eps
-        theta = theta - lr * (m_hat / denom + wd * theta)
+        new = theta - lr * (m_hat / denom + wd * theta)
+        if record is not None:
+            record["denominator"], record["update"] = denom.copy(), new - theta
+        theta = new
     return theta
 
 
@@ -162,6 +171,22 @@ def test_matches_float64_transcription(k, interval, wd, eps, block, n_samples):
     got = np.concatenate([p.detach().reshape(-1).numpy() for p in params])
     start = np.concatenate([p.reshape(-1).numpy() for p in p0])
     assert np.abs(ref - start).max() > 1e-2  # the run moved
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [1, 4])
+def test_average_abs_matches_the_official_absolute_estimate(block):
+    x, y = make_data()
+    p0 = init_params()
+    hp = dict(lr=0.05, betas=(0.9, 0.95), eps=1e-4, wd=0.01, k=0.5, block=block)
+    ref = reference_adahessian(p0, x, y, 5, interval=1, n_samples=2, seed=3, absolute=True, **hp)
+    signed = reference_adahessian(p0, x, y, 5, interval=1, n_samples=2, seed=3, **hp)
+    params = [p.clone().requires_grad_() for p in p0]
+    run_optimizer(params, x, y, 5, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"],
+                  weight_decay=hp["wd"], hessian_power=hp["k"], block_size=block, n_samples=2,
+                  seed=3, average_abs=True)
+    got = np.concatenate([p.detach().reshape(-1).numpy() for p in params])
+    assert np.abs(ref - signed).max() > 1e-4  # the switch matters on this problem
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
 
 

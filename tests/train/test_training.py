@@ -103,6 +103,22 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert strip[0] == strip[1]  # no step lost or logged twice, identical losses
 
 
+def test_killed_adahessian_run_resumes_its_curvature_log(tmp_path):
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    common = ("optimizer=adahessian", "optimizer.lr=1e-3", "optimizer.hessian_interval=2",
+              "trainer.epochs=1", "trainer.log_every_steps=1", "trainer.checkpoint_every_steps=5",
+              cache)
+    straight = small_cfg(tmp_path / "a", *common)
+    run(straight)
+    killed = small_cfg(tmp_path / "b", *common, "trainer.stop_after_steps=8")
+    with pytest.raises(StopRequested):
+        run(killed)
+    run(small_cfg(tmp_path / "b", *common, "resume=true"))
+    logs = [read_jsonl(Path(c.run_dir) / "curvature.jsonl") for c in (straight, killed)]
+    steps = read_jsonl(Path(straight.run_dir) / "epochs.jsonl")[0]["steps"]
+    assert len(logs[0]) == steps > 8 and logs[0] == logs[1]
+
+
 def test_handoff_switches_optimizer_at_the_epoch_boundary(tmp_path):
     cfg = small_cfg(tmp_path, "strategy=handoff", "strategy.first_epochs=1",
                     "strategy.first_schedule_epochs=2", "strategy.first_optimizer.lr=3e-3",
@@ -123,6 +139,17 @@ def test_handoff_switches_optimizer_at_the_epoch_boundary(tmp_path):
     assert warmup2 >= 2 and adahessian[0] == pytest.approx(1e-3 / warmup2, rel=1e-6)
     assert max(adahessian) == pytest.approx(1e-3, rel=1e-6)
     assert (run_dir / "checkpoints" / "epoch1.pt").exists() and result["total"] == 48
+    # curvature telemetry: every AdaHessian log step, none for AdamW
+    curvature = read_jsonl(run_dir / "curvature.jsonl")
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in curvature] == [r["step"] for r in metrics
+                                              if r["optimizer"] == "adahessian"]
+    for i, r in enumerate(curvature):
+        for block in ("word_embeddings", "query", "ffn_in", "qa_outputs"):
+            assert 0 < r[f"{block}/denom_p01"] <= r[f"{block}/denom_median"] <= r[f"{block}/denom_p99"]
+            assert 0 <= r[f"{block}/eps_share"] <= 1 and 0 < r[f"{block}/negative_share"] < 1
+            # the first step's lr is 0 (warm-up from 0), so is its update
+            assert (r[f"{block}/update_ratio"] > 0) == (i > 0)
     # init_from: a second run starts AdaHessian from the first run's epoch-1 weights
     cont = small_cfg(tmp_path / "cont", "strategy=handoff", "strategy.first_epochs=1",
                      f"strategy.init_from={run_dir / 'checkpoints' / 'epoch1.pt'}",

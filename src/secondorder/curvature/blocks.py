@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from torch import nn
 
-__all__ = ["resolve_blocks", "default_albert_blocks"]
+__all__ = ["resolve_blocks", "default_albert_blocks", "role_blocks"]
 
 
 def resolve_blocks(
@@ -99,3 +99,40 @@ def default_albert_blocks(model: nn.Module, *, strict: bool = False) -> dict[str
             raise ValueError(msg)
         warnings.warn(msg, stacklevel=2)
     return blocks
+
+
+# Roles of a parameter in an ALBERT or BERT-family encoder (first match wins); the layer index
+# is dropped, so a role pools its tensors over all layers.
+_ROLES = (
+    ("word_embeddings", r"embeddings\.word_embeddings\."),
+    ("position_embeddings", r"embeddings\.position_embeddings\."),
+    ("token_type_embeddings", r"embeddings\.token_type_embeddings\."),
+    ("embedding_layernorm", r"embeddings\.LayerNorm\."),
+    ("embedding_projection", r"embedding_hidden_mapping_in\."),
+    ("query", r"attention\.(self\.)?query\."),
+    ("key", r"attention\.(self\.)?key\."),
+    ("value", r"attention\.(self\.)?value\."),
+    ("attention_output", r"attention\.(output\.)?dense\."),
+    ("attention_layernorm", r"attention\.(output\.)?LayerNorm\."),
+    ("ffn_in", r"(\.ffn\.|intermediate\.dense\.)"),
+    ("ffn_out", r"(ffn_output\.|\.output\.dense\.)"),
+    ("ffn_layernorm", r"(full_layer_layer_norm\.|\.output\.LayerNorm\.)"),
+    ("pooler", r"pooler\."),
+    ("qa_outputs", r"qa_outputs\."),
+)
+
+
+def role_blocks(names: Iterable[str]) -> dict[str, list[str]]:
+    """Parameter names grouped by their role in an ALBERT / BERT encoder, pooled over layers.
+
+    A dozen blocks whatever the depth (embeddings, query, key, value, attention output, FFN in /
+    out, the LayerNorms, the head), for per-block training telemetry; names that fit no role go
+    to ``other``. Returns only non-empty blocks, in the order above.
+    """
+    out: dict[str, list[str]] = {role: [] for role, _ in _ROLES}
+    out["other"] = []
+    patterns = [(role, re.compile(p)) for role, p in _ROLES]
+    for n in names:
+        role = next((r for r, pat in patterns if pat.search(n)), "other")
+        out[role].append(n)
+    return {b: ns for b, ns in out.items() if ns}

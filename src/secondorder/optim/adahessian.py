@@ -19,7 +19,9 @@ Decisions on points the paper leaves open (each one is tested in ``tests/optim``
 * **Weight decay** is decoupled (AdamW style), ``theta <- theta (1 - lr wd)``, as in the
   official code and in the report's Table II (``wd = 0.01``).
 * **Spatial averaging** (Eq. 7) averages the *signed* estimate ``D`` (the official code
-  averages ``|Hz|``; the paper averages ``D``; the two differ because v uses ``D^2``):
+  averages ``|Hz| = |z * Hz|``; the paper averages ``D``; the two differ because v uses
+  ``D^2``: signed entries of opposite sign cancel in the average, absolute ones do not).
+  ``average_abs=True`` takes the official code's ``|D|`` instead:
 
   - tensors with 2 or 3 dims: blocks of ``block_size`` consecutive entries along the last
     dimension; when the last dimension is not divisible by ``block_size`` the whole row
@@ -120,6 +122,7 @@ class AdaHessian(GlobalStateOptimizer):
         hessian_batch_fraction: float = 1.0,
         seed: int | None = None,
         foreach: bool = True,
+        average_abs: bool = False,
     ) -> None:
         owner = "AdaHessian"
         self._check_group_values(lr, betas, eps, weight_decay, hessian_power, block_size, owner)
@@ -145,6 +148,7 @@ class AdaHessian(GlobalStateOptimizer):
             owner,
         )
         check("seed", seed, seed is None or isinstance(seed, int), "integer or None", owner)
+        check("average_abs", average_abs, isinstance(average_abs, bool), "true or false", owner)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -170,6 +174,12 @@ class AdaHessian(GlobalStateOptimizer):
         self.hessian_batch_fraction = float(hessian_batch_fraction)
         self.seed = torch.initial_seed() if seed is None else seed
         self.foreach = foreach
+        self.average_abs = average_abs
+        # Telemetry (secondorder.optim.telemetry): share of negative Hutchinson entries per
+        # parameter at the last refresh, counted only while `track_negatives` is on.
+        self.track_negatives = False
+        self.negative_share: dict[int, float] = {}
+        self._last_lrs: list[float] = []  # the lr of each group in the last step
         self._global: dict[str, Any] = {"step": 0, "hessian_step": 0}
         self._generators: dict[str, torch.Generator] = {}
 
@@ -229,12 +239,22 @@ class AdaHessian(GlobalStateOptimizer):
             "hessian_step": self._global["hessian_step"],
             "seed": self.seed,
             "generators": {k: g.get_state() for k, g in self._generators.items()},
+            "negative_share": [self.negative_share.get(id(p)) for p in self._all_params()],
+            "last_lrs": list(self._last_lrs),
         }
+
+    def _all_params(self) -> list[Tensor]:
+        return [p for g in self.param_groups for p in g["params"]]
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self._global["step"] = int(extra["step"])
         self._global["hessian_step"] = int(extra["hessian_step"])
         self.seed = int(extra["seed"])
+        self._last_lrs = list(extra.get("last_lrs") or [])
+        shares = extra.get("negative_share") or []
+        self.negative_share = {
+            id(p): v for p, v in zip(self._all_params(), shares, strict=False) if v is not None
+        }
         self._generators = {}
         for key, gstate in extra["generators"].items():
             gen = torch.Generator(device=torch.device(key))
@@ -257,6 +277,12 @@ class AdaHessian(GlobalStateOptimizer):
             with torch.enable_grad():
                 hz = hessian_vector_product(grads, params, zs, retain_graph=s < self.n_samples - 1)
             est = [(z * h).to(state_dtype(p)) for z, h, p in zip(zs, hz, params, strict=True)]
+            if self.track_negatives and s == 0:
+                self.negative_share = {
+                    id(p): float((d < 0).sum()) / d.numel() for p, d in zip(params, est, strict=True)
+                }
+            if self.average_abs:  # the official code's |z * Hz| = |Hz|
+                torch._foreach_abs_(est)
             if acc is None:
                 acc = est
             else:
@@ -312,6 +338,7 @@ class AdaHessian(GlobalStateOptimizer):
             self._global["hessian_step"] += 1
         t = self._global["step"]
         h = self._global["hessian_step"]
+        self._last_lrs = [g["lr"] for g in self.param_groups]
 
         for group in self.param_groups:
             ps = [p for p in group["params"] if p.grad is not None]
@@ -341,6 +368,28 @@ class AdaHessian(GlobalStateOptimizer):
                     group, ps[sl], gs[sl], ms[sl], vs[sl], ds[sl] if refresh else None, t, h
                 )
         return loss
+
+    # ------------------------------------------------------------------ telemetry
+    @torch.no_grad()
+    def preconditioner(self, p: Tensor) -> tuple[Tensor, float, Tensor] | None:
+        """``(denominator, eps, update)`` of ``p`` in the last step, from the state (None before
+        the first step): ``denominator = (sqrt(v_hat))^k + eps`` and ``update`` the last step's
+        change of ``p`` (with the lr of that step; its weight-decay term evaluated at the
+        current weights)."""
+        state = self.state.get(p)
+        if not state or self._global["step"] == 0:
+            return None
+        index, group = next((i, g) for i, g in enumerate(self.param_groups)
+                            if any(q is p for q in g["params"]))
+        lr = self._last_lrs[index] if index < len(self._last_lrs) else group["lr"]
+        t, h = self._global["step"], max(self._global["hessian_step"], 1)
+        beta1, beta2 = group["betas"]
+        k, eps = group["hessian_power"], group["eps"]
+        denom = (state["exp_hessian_diag_sq"] / (1.0 - beta2**h)).sqrt().pow(k).add(eps)
+        update = state["exp_avg"] / denom * (lr / (1.0 - beta1**t))
+        if group["weight_decay"]:
+            update.add_(p.to(update.dtype), alpha=lr * group["weight_decay"])
+        return denom, float(eps), update
 
     @staticmethod
     def _update(group, ps, gs, ms, vs, ds, t: int, h: int) -> None:

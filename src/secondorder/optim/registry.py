@@ -75,6 +75,7 @@ _SPECS: dict[str, dict[str, Check]] = {
         "block_size": (lambda x: _int(x) and x >= 1, "an integer >= 1 (1 = no averaging)"),
         "average_1d": _BOOL,
         "hessian_interval": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
+        "average_abs": _BOOL,
         "hessian_batch_fraction": (lambda x: _num(x) and 0 < x <= 1, "a number in (0, 1]"),
         "seed": (lambda x: x is None or _int(x), "an integer or null"),
         "foreach": _BOOL,

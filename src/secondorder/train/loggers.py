@@ -36,7 +36,8 @@ class RunLogger:
     def log(self, stream: str, record: Mapping[str, Any]) -> None:
         append_jsonl(self.paths[stream], record)
         if self.wandb is not None:
-            prefix = {"metrics": "train", "evals": "eval", "epochs": "epoch"}[stream]
+            prefix = {"metrics": "train", "evals": "eval", "epochs": "epoch",
+                      "curvature": "curvature"}[stream]
             data = {f"{prefix}/{k}": v for k, v in record.items() if isinstance(v, int | float)}
             self.wandb.log(data, step=int(record["step"]))
 

@@ -22,9 +22,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from secondorder.curvature.blocks import role_blocks
 from secondorder.data.squad import epoch_order, iterate_batches
 from secondorder.optim import build_optimizer
 from secondorder.optim.protocol import backward_for_step, batch_loss
+from secondorder.optim.telemetry import curvature_telemetry, has_telemetry
 from secondorder.qa.metric import squad_v2_scores
 from secondorder.qa.postprocess import postprocess_predictions
 from secondorder.runs import (
@@ -185,6 +187,8 @@ class Trainer:
         schedule_steps = phase.schedule_epochs * self.steps_per_epoch
         optimizer = build_optimizer(phase.optimizer, self.model, num_training_steps=schedule_steps)
         scheduler = build_scheduler(self.cfg["schedule"], optimizer, schedule_steps)
+        if self.tcfg.get("curvature_telemetry") and has_telemetry(optimizer):
+            optimizer.track_negatives = True
         if resume_ckpt is not None:
             optimizer.load_state_dict(resume_ckpt["optimizer"])
             scheduler.load_state_dict(resume_ckpt["scheduler"])
@@ -218,6 +222,9 @@ class Trainer:
         eval_every = int(self.tcfg.get("eval_every_steps") or 0)
         ckpt_every = int(self.tcfg.get("checkpoint_every_steps") or 0)
         stop_after = int(self.tcfg.get("stop_after_steps") or 0)
+        named = dict(self.model.named_parameters())
+        telemetry = (role_blocks(n for n, p in named.items() if p.requires_grad)
+                     if self.tcfg.get("curvature_telemetry") and has_telemetry(optimizer) else None)
         mark = time.perf_counter()
 
         def tick():  # book training time up to now; evaluation time is not training time
@@ -235,6 +242,10 @@ class Trainer:
                 **meter.read(), **memory_stats(self.device),
             }
             self.logger.log("metrics", record)
+            if telemetry:
+                stats = curvature_telemetry(optimizer, named, telemetry)
+                self.logger.log("curvature", {"step": progress.step, "phase": phase.index,
+                                              "optimizer": phase.name, **stats})
             bar.set_postfix(loss=f"{record['loss']:.3f}", ex_s=f"{record['examples_per_s']:.0f}")
             losses.clear()
 
