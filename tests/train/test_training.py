@@ -119,6 +119,28 @@ def test_killed_adahessian_run_resumes_its_curvature_log(tmp_path):
     assert len(logs[0]) == steps > 8 and logs[0] == logs[1]
 
 
+def test_max_steps_ends_the_run_mid_epoch_on_the_full_schedule(tmp_path):
+    cfg = small_cfg(tmp_path, "trainer.max_steps=5", "trainer.log_every_steps=1")
+    result = run(cfg)
+    run_dir = Path(cfg.run_dir)
+    metrics = read_jsonl(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in metrics] == [1, 2, 3, 4, 5]
+    (evaluation,) = read_jsonl(run_dir / "evals.jsonl")
+    assert evaluation["step"] == 5 and result["step"] == 5 and result["total"] == 48
+    # the same first five steps as a full 2-epoch run: same losses, same (2-epoch) schedule
+    cache = f"cache_dir={tmp_path / 'cache'}"  # small_cfg's own cache: the same tokenizer
+    full = small_cfg(tmp_path / "full", "trainer.log_every_steps=1", cache)
+    run(full)
+    first = read_jsonl(Path(full.run_dir) / "metrics.jsonl")[:5]
+    keep = ("step", "loss", "lr", "epoch")
+    assert [{k: r[k] for k in keep} for r in metrics] == [{k: r[k] for k in keep} for r in first]
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    assert state["progress"]["finished"] and state["progress"]["step"] == 5
+    again = run(small_cfg(tmp_path, "trainer.max_steps=5", "trainer.log_every_steps=1",
+                          "resume=true"))
+    assert again == result and read_jsonl(run_dir / "metrics.jsonl") == metrics  # nothing more
+
+
 def test_handoff_switches_optimizer_at_the_epoch_boundary(tmp_path):
     cfg = small_cfg(tmp_path, "strategy=handoff", "strategy.first_epochs=1",
                     "strategy.first_schedule_epochs=2", "strategy.first_optimizer.lr=3e-3",

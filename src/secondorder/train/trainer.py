@@ -106,6 +106,7 @@ class Progress:
     train_time_s: float = 0.0  # training time of the run so far (evaluation excluded)
     epoch_time_s: float = 0.0  # training time of the current epoch so far
     epoch_loss_sum: float = 0.0  # sum of the current epoch's batch losses so far
+    finished: bool = False  # trainer.max_steps reached: the run is complete
 
 
 class Trainer:
@@ -145,7 +146,7 @@ class Trainer:
         last_eval = None
         try:
             for i, phase in enumerate(self.phases):
-                if i < progress.phase:
+                if i < progress.phase or progress.finished:
                     continue
                 if progress.epoch < phase.epochs:  # a resumed run can stop at a phase's end
                     last_eval = self._run_phase(phase, progress, resume_ckpt) or last_eval
@@ -196,20 +197,26 @@ class Trainer:
                  phase.epochs, self.steps_per_epoch)
         last_eval = None
         while progress.epoch < phase.epochs:
-            stopped = self._train_epoch(phase, progress, optimizer, scheduler)
-            if stopped:
+            outcome = self._train_epoch(phase, progress, optimizer, scheduler)
+            if outcome == "stopped":
                 raise StopRequested(
                     f"stopped after step {progress.step} (trainer.stop_after_steps); continue "
                     "with resume=true"
                 )
+            if outcome == "max_steps":  # the run ends here, mid-epoch: evaluated and saved
+                progress.finished = True
+                last_eval = self.evaluate(progress, phase)
+                self._checkpoint(progress, optimizer, scheduler, epoch_end=False, phase=phase)
+                return last_eval
             progress.epoch += 1
             progress.batch = 0
             last_eval = self.evaluate(progress, phase)
             self._checkpoint(progress, optimizer, scheduler, epoch_end=True, phase=phase)
         return last_eval
 
-    def _train_epoch(self, phase: Phase, progress: Progress, optimizer, scheduler) -> bool:
-        """Train from progress.batch to the end of the epoch; True if stopped early on purpose."""
+    def _train_epoch(self, phase: Phase, progress: Progress, optimizer, scheduler) -> str | None:
+        """Train from progress.batch to the end of the epoch; "stopped" (trainer.stop_after_steps,
+        as if killed) or "max_steps" (trainer.max_steps, the run's end) if it ends earlier."""
         self.model.train()
         seed = int(self.cfg["seed"])
         epoch_global = self._global_epoch(phase, progress.epoch)
@@ -222,6 +229,7 @@ class Trainer:
         eval_every = int(self.tcfg.get("eval_every_steps") or 0)
         ckpt_every = int(self.tcfg.get("checkpoint_every_steps") or 0)
         stop_after = int(self.tcfg.get("stop_after_steps") or 0)
+        max_steps = int(self.tcfg.get("max_steps") or 0)
         named = dict(self.model.named_parameters())
         telemetry = (role_blocks(n for n, p in named.items() if p.requires_grad)
                      if self.tcfg.get("curvature_telemetry") and has_telemetry(optimizer) else None)
@@ -239,6 +247,7 @@ class Trainer:
                 "step": progress.step, "phase": phase.index, "optimizer": phase.name,
                 "epoch": epoch_global - 1 + progress.batch / self.steps_per_epoch,
                 "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+                "train_time_s": progress.train_time_s + time.perf_counter() - mark,
                 **meter.read(), **memory_stats(self.device),
             }
             self.logger.log("metrics", record)
@@ -259,7 +268,8 @@ class Trainer:
             progress.epoch_loss_sum += loss
             losses.append(loss)
             meter.update(len(batch["input_ids"]))
-            mid_epoch = progress.batch < self.steps_per_epoch
+            at_max = bool(max_steps) and progress.step >= max_steps
+            mid_epoch = progress.batch < self.steps_per_epoch and not at_max
             checkpoint = ckpt_every and progress.step % ckpt_every == 0 and mid_epoch
             # Records end at checkpoints too, so a resumed run logs exactly what an
             # uninterrupted one does.
@@ -274,7 +284,9 @@ class Trainer:
                 self._checkpoint(progress, optimizer, scheduler, epoch_end=False, phase=phase)
             if stop_after and progress.step >= stop_after:
                 bar.close()
-                return True
+                return "stopped"
+            if at_max:
+                break
         bar.close()
         tick()
         self.logger.log("epochs", {
@@ -284,7 +296,7 @@ class Trainer:
             "time_s": progress.epoch_time_s, **memory_stats(self.device),
         })
         progress.epoch_time_s = progress.epoch_loss_sum = 0.0
-        return False
+        return "max_steps" if max_steps and progress.step >= max_steps else None
 
     def _global_epoch(self, phase: Phase, epoch_in_phase: int) -> int:
         """1-based epoch number counted over the whole run (hand-off epochs continue counting)."""
