@@ -12,22 +12,22 @@
 # %% [markdown]
 # # Tables I and III: our runs next to the report's numbers
 #
-# Thin notebook: it calls `secondorder.report` on the run files in `results/`, exactly as
-# `make report` does. Open with Jupyter + jupytext (`jupytext --to notebook 01_tables.py`).
-# `SCALE = "paper"` reads `results/paper/` (albert-base-v2 runs), `"demo"` reads
-# `results/demo/`.
+# Thin notebook: it calls `secondorder.report.tables` on the run files in `results/`, as
+# `make report` does, so both show the same tables. `SCALE = "paper"` reads `results/paper/`
+# (albert-base-v2 runs), `"demo"` reads `results/demo/` (`make reproduce`).
 
 # %%
+import os
 from pathlib import Path
 
 from IPython.display import Markdown, display
 
 from secondorder.report.tables import comparison_table
 
-SCALE = "demo"
-RESULTS = Path("..") / "results"
+SCALE = os.environ.get("SECONDORDER_SCALE", "demo")
+RESULTS = Path(os.environ.get("SECONDORDER_RESULTS", Path("..") / "results"))
 
 # %%
 for table in ("table1", "table3"):
-    rows, markdown = comparison_table(table, RESULTS, SCALE, paper_dir=RESULTS / "paper")
+    rows, markdown = comparison_table(table, RESULTS, SCALE)
     display(Markdown(markdown))

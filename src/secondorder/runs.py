@@ -11,6 +11,7 @@ Every run lives in `results/<experiment_name>/<run_name>/` (`run_dir` in `config
     predictions.json     official SQuAD 2.0 formats of the latest evaluation
     na_probs.json
     checkpoints/         last.pt (and epoch<N>.pt): model, optimizer, scheduler, RNG, position
+    complete.json        written when the run has trained all it was asked to (step, time)
 
 This module is the only one that knows that layout. The trainer writes through it; the
 experiments (spectra of a trained model) and the reports (tables, figures) read through it;
@@ -44,6 +45,7 @@ EVAL = "eval.json"
 PREDICTIONS = "predictions.json"
 NA_PROBS = "na_probs.json"
 STREAMS = ("metrics", "evals", "epochs", "curvature")  # <stream>.jsonl
+COMPLETE = "complete.json"
 
 
 # ------------------------------------------------------------------------------- JSON files
@@ -271,3 +273,52 @@ def load_run(run_dir: str | Path, checkpoint: Any = "last") -> LoadedRun:
                 f"the checkpoint {path} does not fit the model of {config}: {err}"
             ) from err
     return LoadedRun(run_dir, cfg, components, path, state)
+
+
+# ------------------------------------------------------------------------------- reading runs
+def is_complete(run_dir: str | Path) -> bool:
+    """True once the run has trained everything its config asks for (`complete.json`)."""
+    return (Path(run_dir) / COMPLETE).exists()
+
+
+def experiment_runs(results_root: str | Path, experiment_name: str) -> list[Path]:
+    """The complete runs (one per seed or setting) of `results/<experiment_name>/`."""
+    base = Path(results_root) / experiment_name
+    return sorted(p.parent for p in base.glob(f"*/{COMPLETE}"))
+
+
+@dataclass
+class RunLogs:
+    """What a finished run logged: its config and every record stream, read once."""
+
+    dir: Path
+    config: dict
+    metrics: list[dict]
+    evals: list[dict]
+    epochs: list[dict]
+    final: dict  # eval.json
+
+    @property
+    def init_from(self) -> Path | None:
+        """The run whose checkpoint this one started from (a hand-off's first phase)."""
+        source = (self.config.get("strategy") or {}).get("init_from")
+        if not source:
+            return None
+        path = Path(source)
+        if path.parent.name != CHECKPOINTS:
+            return None
+        run = path.parent.parent
+        if not run.exists():  # a relative path from another directory: under our results root
+            run = self.dir.parents[2].joinpath(*run.parts[-3:])
+        return run
+
+
+def read_logs(run_dir: str | Path) -> RunLogs:
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    config = OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG)) if (
+        run_dir / CONFIG).exists() else {}
+    final = read_json(run_dir / EVAL) if (run_dir / EVAL).exists() else {}
+    return RunLogs(run_dir, config, *(read_jsonl(run_dir / f"{s}.jsonl") for s in STREAMS[:3]),
+                   final)

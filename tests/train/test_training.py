@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from secondorder.runs import read_jsonl
+from secondorder.runs import is_complete, read_jsonl
 from secondorder.train import run
 from secondorder.train.trainer import NonFiniteLossError, StopRequested, Trainer
 
@@ -94,8 +94,10 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
                        "trainer.stop_after_steps=18")
     with pytest.raises(StopRequested):
         run(killed)
+    assert is_complete(straight.run_dir) and not is_complete(killed.run_dir)
     (tmp_path / "cache").rename(tmp_path / "elsewhere")  # resuming must not need the cache
     resumed = run(small_cfg(tmp_path / "b", "trainer.checkpoint_every_steps=5", cache, "resume=true"))
+    assert is_complete(killed.run_dir)
     for key in METRIC_KEYS:
         assert resumed[key] == expected[key]
     logs = [read_jsonl(Path(c.run_dir) / "metrics.jsonl") for c in (straight, killed)]

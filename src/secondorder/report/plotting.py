@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def save_figure(fig, path: str | Path, *, dpi: int = 120) -> Path:
-    """Lay out, write (creating folders) and close `fig`; returns the path."""
+def save_figure(fig, path: str | Path, *, dpi: int = 120, close: bool = True) -> Path:
+    """Lay out, write (creating folders) and close `fig` (unless `close=False`); returns the path."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return path

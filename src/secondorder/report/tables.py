@@ -1,95 +1,208 @@
-"""Tables of our runs next to the papers' published numbers (`results/published/*.csv`).
+"""Tables I and III: our runs (mean ± std over seeds) beside the paper's published numbers.
 
-Reports read only files in `results/`: `eval.json` (EM / F1) and `epochs.jsonl` (time and
-memory per epoch) of each run directory. They never train.
+Reports read only run files through `secondorder.runs` (eval.json, epochs.jsonl, metrics.jsonl
+of complete runs); they never train. Beyond the paper's F1 / EM, each row has the cost as
+ratios to AdamW (time per epoch, peak memory) and the training time a run needs to reach
+AdamW's final training loss: a second-order method is only better if it wins per second.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 from pathlib import Path
 
-from secondorder.runs import read_jsonl
+import numpy as np
+
+from secondorder.report.paper import PUBLISHED, published
+from secondorder.runs import RunLogs, experiment_runs, read_logs
 
 SCALES = ("demo", "paper")  # results/<scale>/<experiment>/<run>/, as experiment_name says
-PUBLISHED = "results/published"
+MEMORY_KEYS = {"gpu_mem_peak_allocated_gib": "GPU max_memory_allocated",
+               "rss_gib": "process RSS, interpreter included"}
+SMOOTH = 5  # training-loss records in the moving mean that decides "reached"
 
 
-def published(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+def run_logs(results_root: str | Path, scale: str, experiment: str) -> list[RunLogs]:
+    return [read_logs(d) for d in experiment_runs(Path(results_root), f"{scale}/{experiment}")]
 
 
-def runs_of(results_root: Path, scale: str, experiment: str) -> list[Path]:
-    """Run directories (one per seed) of an experiment that finished an evaluation."""
-    base = results_root / scale / experiment
-    return sorted(p.parent for p in base.glob("*/eval.json"))
+def _handoff_source(logs: RunLogs) -> tuple[RunLogs, float, float] | None:
+    """For a hand-off that started from another run's checkpoint (`strategy.init_from`): that
+    run's logs and its step and training time at the hand-off."""
+    source = logs.init_from
+    if source is None or not source.exists():
+        return None
+    before = read_logs(source)
+    first_epochs = int(logs.config["strategy"]["first_epochs"])
+    done = [e for e in before.epochs if e["epoch"] <= first_epochs]
+    step0 = float(done[-1]["step"]) if done else 0.0
+    return before, step0, float(sum(e["time_s"] for e in done))
 
 
-def _mean_std(values: list[float]) -> str:
+def loss_curve(logs: RunLogs) -> dict[str, np.ndarray]:
+    """Step, epoch, training time and loss of every metrics record of a run; a hand-off run is
+    joined to the records of the run it started from, so its curve and time start at 0."""
+    records = list(logs.metrics)
+    joined = _handoff_source(logs)
+    if joined is not None:
+        before, step0, time0 = joined
+        records = [r for r in before.metrics if r["step"] <= step0] + [
+            {**r, "step": r["step"] + step0, "train_time_s": r.get("train_time_s", math.nan) + time0}
+            for r in records]
+    return {
+        "step": np.array([r["step"] for r in records], dtype=float),
+        "epoch": np.array([r["epoch"] for r in records], dtype=float),
+        "time": np.array([r.get("train_time_s", math.nan) for r in records], dtype=float),
+        "loss": np.array([float(r["loss"]) for r in records], dtype=float),
+    }
+
+
+def eval_curve(logs: RunLogs) -> dict[str, np.ndarray]:
+    """Training time and dev F1 of every evaluation, joined like :func:`loss_curve`."""
+    records = list(logs.evals)
+    joined = _handoff_source(logs)
+    if joined is not None:
+        before, step0, time0 = joined
+        records = [e for e in before.evals if e["step"] <= step0] + [
+            {**e, "train_time_s": e["train_time_s"] + time0} for e in records]
+    return {"time": np.array([e["train_time_s"] for e in records], dtype=float),
+            "f1": np.array([e["f1"] for e in records], dtype=float)}
+
+
+def smoothed(values: np.ndarray, window: int = SMOOTH) -> np.ndarray:
+    """Trailing moving mean (shorter at the start), same length as `values`."""
+    out = np.cumsum(values, dtype=float)
+    out[window:] = out[window:] - out[:-window]
+    return out / np.minimum(np.arange(1, len(values) + 1), window)
+
+
+def time_to_loss(curve: dict[str, np.ndarray], target: float) -> float | None:
+    """Training seconds until the smoothed training loss first reaches `target` (None: never)."""
+    hit = np.nonzero(smoothed(curve["loss"]) <= target)[0]
+    return float(curve["time"][hit[0]]) if hit.size else None
+
+
+def run_costs(logs: RunLogs) -> dict[str, float | str]:
+    """Mean training time per epoch and the peak memory over the epochs of one run."""
+    if not logs.epochs:
+        return {}
+    costs: dict[str, float | str] = {
+        "time_per_epoch_s": statistics.mean(e["time_s"] for e in logs.epochs)}
+    key = next((k for k in MEMORY_KEYS if k in logs.epochs[0]), None)
+    if key:
+        costs["peak_memory_gib"] = max(e[key] for e in logs.epochs)
+        costs["memory_kind"] = key
+    return costs
+
+
+def _mean_std(values: list[float], fmt: str = ".2f") -> str:
     if not values:
         return "—"
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:{fmt}}"
+    return f"{statistics.mean(values):{fmt}} ± {statistics.stdev(values):{fmt}}"
 
 
-def run_costs(run_dir: Path) -> dict[str, float]:
-    """Mean training time per epoch and the peak memory over epochs of one run."""
-    epochs = read_jsonl(run_dir / "epochs.jsonl")
-    if not epochs:
-        return {}
-    memory_key = next((k for k in ("gpu_mem_peak_allocated_gib", "rss_gib") if k in epochs[0]), None)
-    costs = {"time_per_epoch_s": statistics.mean(e["time_s"] for e in epochs)}
-    if memory_key:
-        costs["peak_memory_gib"] = max(e[memory_key] for e in epochs)
-        costs["memory_kind"] = memory_key
-    return costs
+def _ratio(values: list[float], base: list[float]) -> str:
+    if not values or not base:
+        return "—"
+    return f"{statistics.mean(values) / statistics.mean(base):.2f}×"
 
 
 def comparison_table(table: str, results_root: str | Path, scale: str,
                      paper_dir: str | Path = PUBLISHED) -> tuple[list[dict], str]:
-    """Rows of ours vs the paper for `table` ("table1" or "table3"), and a Markdown rendering."""
-    results_root = Path(results_root)
+    """Rows of ours vs the paper for `table` ("table1" or "table3"), and a Markdown rendering.
+
+    The first row (AdamW) is the baseline of the ratios and of the loss target.
+    """
     rows = []
-    for ref in published(Path(paper_dir) / f"{table}.csv"):
-        runs = runs_of(results_root, scale, ref["experiment"])
-        evals = [json.loads((r / "eval.json").read_text()) for r in runs]
-        costs = [run_costs(r) for r in runs]
+    for ref in published(table, paper_dir):
+        logs = run_logs(results_root, scale, ref["experiment"])
+        costs = [run_costs(lg) for lg in logs]
         rows.append({
-            "row": ref["row"], "experiment": ref["experiment"], "runs": len(runs),
-            "f1": [e["f1"] for e in evals], "exact": [e["exact"] for e in evals],
+            "row": ref["row"], "experiment": ref["experiment"], "runs": len(logs),
+            "f1": [lg.final["f1"] for lg in logs], "exact": [lg.final["exact"] for lg in logs],
+            "HasAns_f1": [lg.final.get("HasAns_f1") for lg in logs],
+            "NoAns_f1": [lg.final.get("NoAns_f1") for lg in logs],
             "paper_f1": float(ref["f1"]), "paper_exact": float(ref["exact"]),
             "time_per_epoch_s": [c["time_per_epoch_s"] for c in costs if c],
             "peak_memory_gib": [c["peak_memory_gib"] for c in costs if "peak_memory_gib" in c],
+            "memory_kind": next((c["memory_kind"] for c in costs if "memory_kind" in c), None),
+            "curves": [loss_curve(lg) for lg in logs],
         })
-    base_time = rows[0]["time_per_epoch_s"]
-    base_mem = rows[0]["peak_memory_gib"]
+    base = rows[0]
+    finals = [float(np.mean(c["loss"][-SMOOTH:])) for c in base["curves"] if c["loss"].size]
+    target = max(finals) if finals else None  # the loss every AdamW run reaches
+    for r in rows:
+        times = [time_to_loss(c, target) for c in r["curves"]] if target is not None else []
+        r["loss_target"] = target
+        r["time_to_target_s"] = times
+        del r["curves"]
+    kind = MEMORY_KEYS.get(base["memory_kind"] or "", "peak memory")
     lines = [
-        f"{table} ({scale} scale; paper numbers from results/published/{table}.csv)", "",
-        "| | F1 (ours) | EM (ours) | F1 (paper) | EM (paper) | runs | time/epoch vs first row | peak memory vs first row |",
-        "|---|---|---|---|---|---|---|---|",
+        f"{table} ({scale} scale): ours (mean ± std over runs) beside the paper "
+        f"(results/published/{table}.csv)", "",
+        "| | F1 (ours) | EM (ours) | HasAns F1 | NoAns F1 | F1 (paper) | EM (paper) | runs "
+        "| time/epoch vs AdamW | peak memory vs AdamW | time to AdamW's final loss |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        t = (f"{statistics.mean(r['time_per_epoch_s']) / statistics.mean(base_time):.2f}×"
-             if r["time_per_epoch_s"] and base_time else "—")
-        m = (f"{statistics.mean(r['peak_memory_gib']) / statistics.mean(base_mem):.2f}×"
-             if r["peak_memory_gib"] and base_mem else "—")
-        lines.append(f"| {r['row']} | {_mean_std(r['f1'])} | {_mean_std(r['exact'])} | "
-                     f"{r['paper_f1']:.3f} | {r['paper_exact']:.3f} | {r['runs']} | {t} | {m} |")
+        reached = [t for t in r["time_to_target_s"] if t is not None]
+        if not r["runs"] or target is None:
+            to_target = "—"
+        elif len(reached) < r["runs"]:
+            to_target = f"not reached ({r['runs'] - len(reached)} of {r['runs']} runs)"
+        else:
+            to_target = f"{statistics.mean(reached):.0f} s"
+        lines.append(
+            f"| {r['row']} | {_mean_std(r['f1'])} | {_mean_std(r['exact'])} | "
+            f"{_mean_std([v for v in r['HasAns_f1'] if v is not None])} | "
+            f"{_mean_std([v for v in r['NoAns_f1'] if v is not None])} | "
+            f"{r['paper_f1']:.2f} | {r['paper_exact']:.2f} | {r['runs']} | "
+            f"{_ratio(r['time_per_epoch_s'], base['time_per_epoch_s'])} | "
+            f"{_ratio(r['peak_memory_gib'], base['peak_memory_gib'])} | {to_target} |")
+    lines += ["", f"Memory: {kind}. Loss target: AdamW's final training loss "
+              f"({'—' if target is None else f'{target:.4f}'}: the mean of its last {SMOOTH} "
+              f"logged losses, the highest over its runs), reached when the moving mean of "
+              f"{SMOOTH} logged losses falls to it; "
+              "time is training time (evaluation excluded), a hand-off's including its AdamW "
+              "epochs."]
     if scale == "demo":
-        lines += ["", "Embedded scale: a tiny ALBERT from scratch on synthetic data. Compare the "
-                  "ordering of the rows, not the values, with the paper."]
+        lines += ["", "Embedded scale (see the README): compare the ordering and the gaps "
+                  "between rows with the paper, not the values."]
     return rows, "\n".join(lines) + "\n"
 
 
 def write_table(table: str, results_root: str | Path, scale: str,
                 paper_dir: str | Path = PUBLISHED) -> Path:
+    """`results/<scale>/<table>.md`, `.csv` and `.json`; returns the Markdown path."""
     rows, markdown = comparison_table(table, results_root, scale, paper_dir)
     out = Path(results_root) / scale / f"{table}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown)
-    (out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+    header = ["row", "experiment", "runs", "f1_mean", "f1_std", "exact_mean", "exact_std",
+              "paper_f1", "paper_exact", "time_per_epoch_s", "peak_memory_gib",
+              "time_to_target_s"]
+
+    def stat(values, fn):
+        values = [v for v in values if v is not None]
+        if not values or (fn is statistics.stdev and len(values) < 2):
+            return ""
+        return f"{fn(values):.4f}"
+
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for r in rows:
+            writer.writerow([
+                r["row"], r["experiment"], r["runs"], stat(r["f1"], statistics.mean),
+                stat(r["f1"], statistics.stdev), stat(r["exact"], statistics.mean),
+                stat(r["exact"], statistics.stdev), r["paper_f1"], r["paper_exact"],
+                stat(r["time_per_epoch_s"], statistics.mean),
+                stat(r["peak_memory_gib"], statistics.mean),
+                stat(r["time_to_target_s"], statistics.mean)])
     return out

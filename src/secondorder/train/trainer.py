@@ -31,6 +31,7 @@ from secondorder.qa.metric import squad_v2_scores
 from secondorder.qa.postprocess import postprocess_predictions
 from secondorder.runs import (
     CHECKPOINTS,
+    COMPLETE,
     EVAL,
     NA_PROBS,
     PREDICTIONS,
@@ -154,6 +155,8 @@ class Trainer:
                 progress.phase, progress.epoch, progress.batch = i + 1, 0, 0
         finally:
             self.logger.finish()
+        write_json(self.run_dir / COMPLETE, {"step": progress.step,
+                                             "train_time_s": progress.train_time_s})
         if last_eval is None and (self.run_dir / EVAL).exists():
             last_eval = read_json(self.run_dir / EVAL)
         return last_eval or {}
@@ -178,7 +181,7 @@ class Trainer:
             log.info("hand-off: model weights from %s", init_from)
         # A fresh run removes the old run's results and checkpoints, so that a later
         # resume=true can never continue the old run.
-        for name in (EVAL, PREDICTIONS, NA_PROBS):
+        for name in (EVAL, PREDICTIONS, NA_PROBS, COMPLETE):
             (self.run_dir / name).unlink(missing_ok=True)
         for old in self.ckpt_dir.glob("*.pt"):
             old.unlink()

@@ -1,0 +1,85 @@
+"""What each table and figure of the report `000_*` is made of: rows and curves -> experiments.
+
+Experiment names are relative to a scale: run `results/<scale>/<experiment>/<run>/` comes from
+`configs/experiment/<scale>/<experiment>.yaml`. Table rows come from
+`results/published/<table>.csv` (the paper's numbers, with the experiment of each row); the
+figures are listed here. `scripts/reproduce.py` trains what they need; `scripts/report.py`
+draws them.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]  # the repository (src/secondorder/report/)
+PUBLISHED = ROOT / "results" / "published"
+TABLES = ("table1", "table3")
+
+TABLE1_CURVES = {  # Figure 1 and the wall-clock figure: the Table I optimizers
+    "AdamW": "table1_adamw",
+    "AdaHessian k=0.25": "table1_adahessian_k025",
+    "AdaHessian k=0.5": "table1_adahessian_k05",
+    "hand-off (AdamW, then AdaHessian lr 3e-4)": "table3_handoff_lr3e-4",
+}
+FIGURES: dict[str, dict] = {
+    "figure1": {
+        "title": "Figure 1: training loss, AdamW vs AdaHessian",
+        "curves": {k: v for k, v in TABLE1_CURVES.items() if not k.startswith("hand-off")},
+    },
+    "figure2": {
+        "title": "Figure 2: AdaHessian k=1, training loss at three learning rates",
+        "curves": {"lr 5e-5": "figure2_adahessian_k1_lr5e-5",
+                   "lr 3e-3": "figure2_adahessian_k1_lr3e-3",
+                   "lr 1.5e-2": "figure2_adahessian_k1_lr1.5e-2"},
+    },
+    "figure3": {
+        "title": "Figure 3: AdaHessian k=0.5, training loss at three learning rates",
+        "curves": {"lr 5e-5": "figure3_adahessian_k05_lr5e-5",
+                   "lr 3e-3": "table1_adahessian_k05",  # the Table I run's first steps
+                   "lr 1.5e-2": "figure3_adahessian_k05_lr1.5e-2"},
+    },
+    "figure4": {
+        "title": "Figure 4: peak memory per optimizer",
+        "curves": {k: v for k, v in TABLE1_CURVES.items() if not k.startswith("hand-off")},
+    },
+    "figure5": {
+        "title": "Figure 5: the AdamW -> AdaHessian hand-off",
+        "curves": {"AdamW": "table1_adamw",
+                   "hand-off, AdaHessian lr 3e-3": "table3_handoff_lr3e-3",
+                   "hand-off, AdaHessian lr 3e-4": "table3_handoff_lr3e-4",
+                   "hand-off, AdaHessian lr 3e-5": "table3_handoff_lr3e-5"},
+    },
+    "wallclock": {
+        "title": "Training loss and dev F1 against training time (Table I optimizers)",
+        "curves": TABLE1_CURVES,
+    },
+}
+
+
+def published(table: str, published_dir: str | Path = PUBLISHED) -> list[dict[str, str]]:
+    """The paper's rows of `table` (row, experiment, f1, exact)."""
+    with open(Path(published_dir) / f"{table}.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def table_experiments(table: str, published_dir: str | Path = PUBLISHED) -> list[str]:
+    return list(dict.fromkeys(r["experiment"] for r in published(table, published_dir)))
+
+
+def needed_experiments(parts: tuple[str, ...] = ("table1", "table3", "figures"),
+                       published_dir: str | Path = PUBLISHED) -> dict[str, str]:
+    """Experiment -> "all" (every seed: Table I rows) or "first" (the first seed only), in an
+    order that trains each hand-off's AdamW run first."""
+    need: dict[str, str] = {}
+    if "table1" in parts:
+        need.update(dict.fromkeys(table_experiments("table1", published_dir), "all"))
+    if "table3" in parts:
+        for e in table_experiments("table3", published_dir):
+            need.setdefault(e, "first")
+    if "figures" in parts:
+        for spec in FIGURES.values():
+            for e in spec["curves"].values():
+                need.setdefault(e, "first")
+    first = [e for e in need if e == "table1_adamw"]  # every hand-off starts from its epoch 2
+    return {e: need[e] for e in first + [e for e in need if e not in first]}

@@ -1,0 +1,111 @@
+"""`make reproduce` in miniature: every run of Tables I, III and Figures 1-5 trains on tiny data,
+then every table row and figure is written; a second call trains nothing."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from secondorder.experiments.reproduce import planned_runs, reproduce
+from secondorder.report.paper import FIGURES, published
+from secondorder.runs import is_complete
+
+TINY = [
+    "logger=none", "trainer.progress=false", "data.num_train=24", "data.num_validation=8",
+    "data.max_length=96", "data.doc_stride=32", "data.max_question_length=32",
+    "model.tokenizer.vocab_size=400", "model.config.hidden_size=16",
+    "model.config.embedding_size=16", "model.config.intermediate_size=32",
+    "model.config.num_hidden_layers=1", "model.config.num_hidden_groups=1",
+    "model.config.num_attention_heads=1", "model.config.max_position_embeddings=96",
+    "trainer.batch_size=12", "trainer.log_every_steps=1", "eval.batch_size=8",
+]
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("reproduce")
+    overrides = [*TINY, f"results_root={tmp / 'results'}", f"cache_dir={tmp / 'cache'}"]
+    assert reproduce("demo", ("table1", "table3", "figures"), [1, 2], overrides) == 0
+    return tmp / "results", overrides
+
+
+def test_every_run_trains_and_is_complete(reproduced):
+    results, overrides = reproduced
+    plan = planned_runs("demo", ("table1", "table3", "figures"), [1, 2], overrides)
+    assert plan[0]["experiment"] == "demo/table1_adamw"  # the hand-offs start from it
+    table1 = {r["experiment"] for r in published("table1")}
+    for run in plan:
+        assert is_complete(run["run_dir"]), run
+        assert run["seed"] in ((1, 2) if run["experiment"].split("/")[1] in table1 else (1,))
+    assert len(plan) == 2 * len(table1) + 7  # Table III's two other lrs, five figure runs
+
+
+def test_every_row_and_figure_is_written(reproduced):
+    results, _ = reproduced
+    for table in ("table1", "table3"):
+        rows = list(csv.DictReader((results / "demo" / f"{table}.csv").open()))
+        assert [r["row"] for r in rows] == [r["row"] for r in published(table)]
+        expected_runs = {"table1": 2}.get(table)
+        for r in rows:
+            assert r["f1_mean"] and float(r["time_per_epoch_s"]) > 0
+            if expected_runs and r["experiment"] in {x["experiment"] for x in published("table1")}:
+                assert int(r["runs"]) == expected_runs and r["f1_std"]
+        markdown = (results / "demo" / f"{table}.md").read_text()
+        assert "| AdamW |" in markdown and "—" not in markdown.split("\n")[4]
+    for name in FIGURES:
+        for suffix in (".png", ".pdf"):
+            path = results / "demo" / "figures" / f"{name}{suffix}"
+            assert path.stat().st_size > 5000, path
+
+
+def test_a_second_call_trains_nothing(reproduced, capsys):
+    results, overrides = reproduced
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("metrics.jsonl")}
+    assert reproduce("demo", ("table1", "table3", "figures"), [1, 2], overrides) == 0
+    assert capsys.readouterr().out.count(": done") == len(before)
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("metrics.jsonl")} == before
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def execute(notebook: Path, env: dict[str, str]):
+    """Run a notebook top to bottom in a fresh kernel (no network), returning it with outputs."""
+    import os
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(notebook, as_version=4)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+def test_notebooks_show_what_scripts_report_writes(reproduced, tmp_path):
+    import subprocess
+    import sys
+
+    results, _ = reproduced
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, str(root / "scripts" / "report.py"), "all", "--scale", "demo",
+                    "--results", str(results)], check=True, capture_output=True)
+    env = {"SECONDORDER_RESULTS": str(results), "SECONDORDER_SCALE": "demo"}
+    tables = execute(NOTEBOOKS / "01_tables.ipynb", env)
+    shown = [o["data"]["text/markdown"] for c in tables.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+    assert shown == [(results / "demo" / f"{t}.md").read_text() for t in ("table1", "table3")]
+    figures = execute(NOTEBOOKS / "02_figures.ipynb", env)
+    images = [o for c in figures.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) == len(FIGURES)
