@@ -15,7 +15,9 @@ import hydra
 from omegaconf import DictConfig
 
 from secondorder.hub import HubUnavailableError
+from secondorder.runs import RunError
 from secondorder.train import run
+from secondorder.train.checks import check_experiment_args
 from secondorder.train.trainer import NonFiniteLossError, StopRequested
 
 log = logging.getLogger("secondorder")
@@ -43,11 +45,13 @@ def main(cfg: DictConfig) -> None:
     except StopRequested as stop:
         log.warning("%s", stop)
         return
-    except (HubUnavailableError, NonFiniteLossError, FileNotFoundError, ValueError) as err:
+    except (HubUnavailableError, NonFiniteLossError, RunError, FileNotFoundError,
+            ValueError) as err:
         log.error("%s", err)
         sys.exit(2)
     print(summary(result, cfg.run_dir))
 
 
 if __name__ == "__main__":
+    check_experiment_args(sys.argv[1:])  # a misspelt experiment must not train the default
     main()

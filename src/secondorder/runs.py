@@ -22,11 +22,13 @@ atomically (a temporary file, then a rename), so a kill never leaves half a file
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
 import random
+import shutil
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +48,10 @@ PREDICTIONS = "predictions.json"
 NA_PROBS = "na_probs.json"
 STREAMS = ("metrics", "evals", "epochs", "curvature")  # <stream>.jsonl
 COMPLETE = "complete.json"
+
+
+class RunError(RuntimeError):
+    """A run directory or checkpoint that cannot be used as asked; the message says what to do."""
 
 
 # ------------------------------------------------------------------------------- JSON files
@@ -115,12 +121,42 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _tensor_bytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """`state` plus every RNG state, written to a temporary file and renamed (kill-safe)."""
+    """`state` plus every RNG state, written to a temporary file and renamed (kill-safe).
+
+    If the write fails (a full disk), the partial file is removed, the previous checkpoint at
+    `path` is left as it was, and :class:`RunError` says how much space a checkpoint needs.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({**state, "rng": rng_state()}, tmp)
+    try:
+        torch.save({**state, "rng": rng_state()}, tmp)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write as RuntimeError
+        tmp.unlink(missing_ok=True)
+        code = getattr(err, "errno", None)
+        reason = os.strerror(code) if code else str(err).strip().splitlines()[-1]
+        full = code == errno.ENOSPC or "write failed" in reason
+        kept = f"{path} from before is kept" if path.exists() else "no earlier checkpoint exists"
+        raise RunError(
+            f"could not write the checkpoint {path}{' (disk full?)' if full else ''}: {reason}; "
+            f"it needs about {_size(_tensor_bytes(state))} and "
+            f"{_size(shutil.disk_usage(path.parent).free)} are free in {path.parent}; {kept}. "
+            "Free some space, then resume with resume=true") from None
     os.replace(tmp, path)
     return path
 
@@ -132,8 +168,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"no checkpoint at {path}: check run_dir (resume=true continues the run in run_dir) "
             "or strategy.init_from"
         )
-    # Our own files: they hold RNG states and optimizer state, not only tensors.
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:  # our own files: they hold RNG states and optimizer state, not only tensors
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # a truncated or corrupt file: torch raises many kinds
+        others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
+        choices = (f"start from an earlier one ({', '.join(others)}: copy it to {path.name})"
+                   if others else "no earlier checkpoint exists")
+        raise RunError(
+            f"{path} is truncated or corrupt ({type(err).__name__}: {str(err).splitlines()[0]}); "
+            f"{choices}, or start the run over with overwrite=true") from None
 
 
 def resolve_checkpoint(value: Any, run_dir: str | Path) -> Path | None:
@@ -145,6 +188,19 @@ def resolve_checkpoint(value: Any, run_dir: str | Path) -> Path | None:
     if path.suffix == "" and "/" not in text and "\\" not in text:
         path = Path(run_dir) / CHECKPOINTS / f"{text}.pt"
     return path
+
+
+def check_fresh_start(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start over in a directory that holds a run, unless `overwrite` says so."""
+    if resume or overwrite or not run_dir.exists():
+        return
+    held = [n for n in (EVAL, COMPLETE, f"{CHECKPOINTS}/last.pt", "metrics.jsonl")
+            if (run_dir / n).exists()]
+    if held:
+        state = "a complete run" if COMPLETE in held else "a run"
+        raise RunError(
+            f"{run_dir} holds {state} ({', '.join(held)}): pass resume=true to continue it, or "
+            "overwrite=true to delete its results and start over")
 
 
 # ------------------------------------------------------------------------------- components

@@ -14,21 +14,15 @@ from hydra import compose, initialize_config_dir
 from secondorder.runs import CHECKPOINTS, load_checkpoint, read_jsonl
 from secondorder.train import run
 from secondorder.train.trainer import StopRequested
+from tiny import TINY as BASE
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EXPERIMENTS = sorted(
     str(p.relative_to(CONFIGS / "experiment").with_suffix(""))
     for p in (CONFIGS / "experiment").rglob("*.yaml")
 )
-TINY = [
-    "logger=none", "trainer.progress=false", "data.num_train=48", "data.num_validation=8",
-    "data.max_length=96", "data.doc_stride=32", "data.max_question_length=32",
-    "model.tokenizer.vocab_size=500", "model.config.hidden_size=16",
-    "model.config.embedding_size=16", "model.config.intermediate_size=32",
-    "model.config.num_hidden_layers=1", "model.config.num_hidden_groups=1",
-    "model.config.num_attention_heads=1", "model.config.max_position_embeddings=96",
-    "trainer.batch_size=4", "trainer.stop_after_steps=1", "trainer.checkpoint_every_steps=1",
-]
+TINY = [*BASE, "data.num_train=48", "trainer.batch_size=4", "trainer.stop_after_steps=1",
+        "trainer.checkpoint_every_steps=1"]
 EMBEDDED = ["data=synthetic", "model=albert_tiny"]  # in place of albert-base-v2 on squad_v2
 
 

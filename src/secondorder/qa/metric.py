@@ -166,6 +166,10 @@ def squad_v2_scores(
             raise ValueError(f"prediction for {qid!r} is not a string: {predictions[qid]!r}")
     probs = {q: 0.0 for q in qids} if na_probs is None else na_probs
     _check_ids("no-answer probability", probs, qids)
+    for qid in qids:
+        p = probs[qid]
+        if isinstance(p, bool) or not isinstance(p, int | float) or p != p:
+            raise ValueError(f"no-answer probability for {qid!r} is not a number: {p!r}")
 
     has_ans = {r["id"]: _has_answer(r) for r in records}
     exact_raw: dict[str, float] = {}
@@ -226,6 +230,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m secondorder.qa.metric",
         description="SQuAD 2.0 evaluation (same numbers as the official v2.0 script).",
+        epilog="Every question of the data file needs a prediction (and a no-answer "
+        "probability, with --na-prob-file). The official evaluate-v2.0.py prints 'Missing "
+        "prediction for <id>' for each missing one and then stops with a KeyError while "
+        "scoring the HasAns / NoAns subsets; here the missing ids are printed the same way and "
+        "the run ends with one error line and exit code 2. Any other bad input (a missing "
+        "file, malformed JSON, a list instead of an object, ids not in the data, a prediction "
+        "that is not a string, a probability that is not a number) ends the same way.",
     )
     parser.add_argument("data_file", help="SQuAD data: official JSON, JSON lines or JSON list.")
     parser.add_argument("pred_file", help="JSON object: question id -> predicted text.")
@@ -248,14 +259,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     from secondorder.data.squad_files import read_squad_file
 
     args = _parser().parse_args(argv)
-    records = read_squad_file(args.data_file)
-    preds = _load_json_object(args.pred_file, "predictions")
-    na_probs = (
-        _load_json_object(args.na_prob_file, "no-answer probability")
-        if (args.na_prob_file)
-        else None
-    )
-    scores = squad_v2_scores(records, preds, na_probs, args.na_prob_thresh)
+    try:
+        records = read_squad_file(args.data_file)
+        preds = _load_json_object(args.pred_file, "predictions")
+        na_probs = (
+            _load_json_object(args.na_prob_file, "no-answer probability")
+            if (args.na_prob_file)
+            else None
+        )
+        for qid in (r["id"] for r in records if r["id"] not in preds):
+            print(f"Missing prediction for {qid}", file=sys.stderr)  # as evaluate-v2.0.py
+        scores = squad_v2_scores(records, preds, na_probs, args.na_prob_thresh)
+    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     text = json.dumps(scores, indent=2)
     print(text)
     if args.out_file:

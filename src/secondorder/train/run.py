@@ -9,18 +9,36 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from secondorder.data.squad import build_features
-from secondorder.runs import CONFIG, build_components, feature_config
+from secondorder.runs import (
+    CHECKPOINTS,
+    CONFIG,
+    build_components,
+    check_fresh_start,
+    feature_config,
+)
+from secondorder.train.checks import check_resume, validate
 from secondorder.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train and evaluate as `cfg` says; returns the last evaluation record."""
+    """Train and evaluate as `cfg` says; returns the last evaluation record.
+
+    Before anything is written: every value is checked (secondorder.train.checks), a resume
+    must not change what is trained, and a directory holding a run is only started over with
+    overwrite=true. A resumed run keeps its config.yaml as it was.
+    """
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    (run_dir / CONFIG).write_text(OmegaConf.to_yaml(resolved))
+    validate(resolved)
+    resuming = bool(cfg.resume) and (run_dir / CHECKPOINTS / "last.pt").exists()
+    if resuming:
+        check_resume(run_dir, resolved)
+    check_fresh_start(run_dir, resume=bool(cfg.resume), overwrite=bool(cfg.get("overwrite")))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        (run_dir / CONFIG).write_text(OmegaConf.to_yaml(resolved))
 
     parts = build_components(cfg, run_dir, reuse_tokenizer=bool(cfg.resume), save_tokenizer=True)
     records, tokenizer, model = parts.records, parts.tokenizer, parts.model

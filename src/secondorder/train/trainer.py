@@ -136,6 +136,7 @@ class Trainer:
         self.phases = plan_phases(cfg)
         self.batch_size = int(self.tcfg["batch_size"])
         self.steps_per_epoch = math.ceil(len(train_features) / self.batch_size)
+        self.last_good: tuple[Path, int] | None = None  # last checkpoint written, and its step
 
     # ----------------------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
@@ -168,13 +169,13 @@ class Trainer:
             self.model.load_state_dict(ckpt["model"])
             set_rng_state(ckpt["rng"])
             progress = Progress(**ckpt["progress"])
+            self.last_good = (last, progress.step)
             log.info("resuming from %s at step %d", last, progress.step)
             return progress, ckpt
         if self.cfg["resume"]:
             log.info("resume=true but no checkpoint in %s: starting a new run", self.ckpt_dir)
-        elif last.exists():
-            log.warning("%s holds an earlier run; starting over (pass resume=true to continue it)",
-                        self.run_dir)
+        elif last.exists():  # overwrite=true (secondorder.runs.check_fresh_start)
+            log.warning("overwrite=true: deleting the earlier run in %s", self.run_dir)
         init_from = self.cfg["strategy"].get("init_from")
         if init_from:
             self.model.load_state_dict(load_checkpoint(init_from)["model"])
@@ -320,12 +321,10 @@ class Trainer:
         loss, step_kwargs = backward_for_step(self._loss, batch, optimizer)
         value = float(loss)
         if not math.isfinite(value):
-            last = self.ckpt_dir / "last.pt"
-            kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
             raise NonFiniteLossError(
                 f"training loss is {value} at step {progress.step + 1} (phase {progress.phase}, "
-                f"epoch {progress.epoch + 1}, batch {progress.batch + 1}); {kept}. Lower the "
-                "learning rate (or, for AdaHessian, the Hessian power) and start again."
+                f"epoch {progress.epoch + 1}, batch {progress.batch + 1}); {self._last_good()}. "
+                "Lower the learning rate (or, for AdaHessian, the Hessian power) and start again."
             )
         clip = self.tcfg.get("grad_clip_norm")
         if clip:
@@ -385,7 +384,22 @@ class Trainer:
         return record
 
     # ----------------------------------------------------------------------------- state
+    def _last_good(self) -> str:
+        if self.last_good is None:
+            return "no checkpoint was written yet"
+        path, step = self.last_good
+        return f"the last finite checkpoint is {path} (step {step})"
+
     def _checkpoint(self, progress: Progress, optimizer, scheduler, *, epoch_end: bool, phase: Phase):
+        # The weights can go bad a step before the loss does: never save non-finite state.
+        tensors = [*self.model.parameters(), *(
+            v for st in optimizer.state.values() for v in st.values()
+            if isinstance(v, torch.Tensor) and v.is_floating_point())]
+        if not all(bool(torch.isfinite(t).all()) for t in tensors):
+            raise NonFiniteLossError(
+                f"the weights or optimizer state are not finite after step {progress.step}; no "
+                f"checkpoint written, {self._last_good()}. Lower the learning rate (or, for "
+                "AdaHessian, the Hessian power) and start again.")
         state = {
             "progress": vars(progress).copy(),
             "model": self.model.state_dict(),
@@ -397,6 +411,7 @@ class Trainer:
         if epoch_end and self.tcfg.get("keep_epoch_checkpoints"):
             epoch = self._global_epoch(phase, progress.epoch - 1)
             save_checkpoint(self.ckpt_dir / f"epoch{epoch}.pt", state)
+        self.last_good = (path, progress.step)
         log.debug("checkpoint %s at step %d", path, progress.step)
 
 

@@ -1,0 +1,176 @@
+"""Checks before a run touches anything: every value it will use, and whether a resume is safe.
+
+Each bad value ends in one line that names the key as it is typed on the command line and
+what is allowed (`scripts/train.py` prints it and exits with code 2). Nothing is written before
+these checks pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run; the message names the key."""
+
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"  # the repository's (src/secondorder/train/)
+
+
+def check_experiment_args(argv: list[str], configs: Path = CONFIGS) -> None:
+    """Exit with code 2 and the list of experiments if `experiment=NAME` names none of them."""
+    import sys
+
+    known = sorted(str(p.relative_to(configs / "experiment").with_suffix(""))
+                   for p in (configs / "experiment").rglob("*.yaml"))
+    for arg in argv:
+        key, _, value = arg.lstrip("+~").partition("=")
+        for name in value.split(",") if key == "experiment" else ():  # multirun: a,b,c
+            if name and name != "null" and name not in known:
+                print(f"experiment={name} does not exist; the experiments are: "
+                      f"{', '.join(known)}", file=sys.stderr)
+                raise SystemExit(2)
+
+
+def _int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+POSITIVE_INT = (lambda x: _int(x) and x >= 1, "an integer >= 1")
+POSITIVE_INT_OR_NULL = (lambda x: x is None or (_int(x) and x >= 1), "an integer >= 1, or null")
+BOOL = (lambda x: isinstance(x, bool), "true or false")
+
+# key -> (predicate, allowed); keys absent from a config are not checked (data sources differ)
+CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (_int, "an integer"),
+    "resume": BOOL,
+    "overwrite": BOOL,
+    "trainer.epochs": POSITIVE_INT,
+    "trainer.batch_size": POSITIVE_INT,
+    "trainer.log_every_steps": POSITIVE_INT,
+    "trainer.eval_every_steps": POSITIVE_INT_OR_NULL,
+    "trainer.checkpoint_every_steps": POSITIVE_INT_OR_NULL,
+    "trainer.stop_after_steps": POSITIVE_INT_OR_NULL,
+    "trainer.max_steps": POSITIVE_INT_OR_NULL,
+    "trainer.grad_clip_norm": (lambda x: x is None or (_num(x) and x > 0), "a number > 0, or null"),
+    "trainer.mixed_precision": (lambda x: x in ("no", "bf16"),
+                                "'no' or 'bf16' (fp16 loss scaling would also scale the "
+                                "Hessian-vector products)"),
+    "trainer.cpu": BOOL,
+    "trainer.progress": BOOL,
+    "trainer.keep_epoch_checkpoints": BOOL,
+    "trainer.curvature_telemetry": BOOL,
+    "eval.batch_size": POSITIVE_INT,
+    "eval.n_best_size": POSITIVE_INT,
+    "eval.max_answer_length": POSITIVE_INT,
+    "eval.null_score_diff_threshold": (_num, "a number"),
+    "data.num_train": POSITIVE_INT,
+    "data.num_validation": POSITIVE_INT,
+    "data.max_train_samples": POSITIVE_INT_OR_NULL,
+    "data.max_eval_samples": POSITIVE_INT_OR_NULL,
+    "data.max_length": (lambda x: _int(x) and x >= 16, "an integer >= 16"),
+    "data.doc_stride": POSITIVE_INT,
+    "data.max_question_length": POSITIVE_INT,
+    "schedule.name": (lambda x: x in ("constant", "linear_warmup", "warmup_constant"),
+                      "constant, linear_warmup or warmup_constant"),
+    "schedule.warmup_fraction": (lambda x: _num(x) and 0 <= x < 1, "a number in [0, 1)"),
+    "strategy.name": (lambda x: x in ("single", "handoff"), "single or handoff"),
+    "strategy.first_epochs": POSITIVE_INT,
+}
+
+
+def _get(cfg: Mapping, dotted: str) -> tuple[bool, Any]:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def validate(cfg: Mapping) -> None:
+    """Raise :class:`ConfigError` for the first value of `cfg` (a resolved dict) that cannot run."""
+    for key, (ok, allowed) in CHECKS.items():
+        present, value = _get(cfg, key)
+        if present and not ok(value):
+            raise ConfigError(f"{key}={value!r} is invalid; allowed: {allowed}")
+    from secondorder.data.squad import FeatureConfig
+
+    data = cfg["data"]
+    try:  # its own check of the stride against the window
+        FeatureConfig(max_length=data["max_length"], doc_stride=data["doc_stride"],
+                      max_question_length=data["max_question_length"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    _validate_optimizers(cfg)
+
+
+def _validate_optimizers(cfg: Mapping) -> None:
+    """Every phase's optimizer config, now rather than when its phase starts (epochs later)."""
+    from secondorder.optim import build_optimizer
+
+    probe = torch.nn.Linear(2, 2)
+    nodes = [("optimizer", cfg["optimizer"])]
+    if cfg["strategy"]["name"] == "handoff" and not cfg["strategy"].get("init_from"):
+        nodes.append(("strategy.first_optimizer", cfg["strategy"]["first_optimizer"]))
+    for path, node in nodes:
+        try:
+            build_optimizer(node, probe, num_training_steps=1)
+        except ValueError as err:
+            raise ConfigError(str(err).replace("optimizer.", f"{path}.", 1)) from None
+
+
+# Keys a resumed run may change: they decide what is logged, shown or saved, not what is trained.
+RESUME_SAFE = (
+    "resume", "overwrite", "cache_dir", "results_root", "run_dir", "logger",
+    "trainer.progress", "trainer.log_every_steps", "trainer.eval_every_steps",
+    "trainer.checkpoint_every_steps", "trainer.stop_after_steps", "trainer.curvature_telemetry",
+    "eval.batch_size", "data.num_proc",
+)
+
+
+def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out if out or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: obj}
+
+
+def resume_differences(saved: Mapping, current: Mapping) -> list[str]:
+    """`key: saved -> current` for every key that differs and is not safe to change on resume."""
+    a, b = _flat(saved), _flat(current)
+
+    def safe(key: str) -> bool:
+        return any(key == s or key.startswith(s + ".") for s in RESUME_SAFE)
+
+    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+            for k in sorted(set(a) | set(b)) if not safe(k) and a.get(k) != b.get(k)]
+
+
+def check_resume(run_dir: Path, current: Mapping) -> None:
+    """Refuse to resume a run whose config.yaml differs from `current` in an unsafe key."""
+    from omegaconf import OmegaConf
+
+    from secondorder.runs import CONFIG
+
+    saved_file = run_dir / CONFIG
+    if not saved_file.exists():
+        return
+    saved = OmegaConf.to_container(OmegaConf.load(saved_file))
+    diffs = resume_differences(saved, current)
+    if diffs:
+        raise ConfigError(
+            f"resume=true, but this config differs from the run's {saved_file}: "
+            + "; ".join(diffs) + ". Resume with the run's own values, or start over with "
+            "overwrite=true (safe to change on resume: " + ", ".join(RESUME_SAFE[2:]) + ")")
