@@ -18,7 +18,12 @@ from secondorder.hub import HubUnavailableError
 from secondorder.runs import RunError
 from secondorder.train import run
 from secondorder.train.checks import check_experiment_args
-from secondorder.train.trainer import NonFiniteLossError, StopRequested
+from secondorder.train.trainer import (
+    PREEMPTED_EXIT_CODE,
+    NonFiniteLossError,
+    Preempted,
+    StopRequested,
+)
 
 log = logging.getLogger("secondorder")
 
@@ -45,6 +50,9 @@ def main(cfg: DictConfig) -> None:
     except StopRequested as stop:
         log.warning("%s", stop)
         return
+    except Preempted as stop:  # slurm/train.sbatch requeues the job on this exit code
+        log.warning("%s", stop)
+        sys.exit(PREEMPTED_EXIT_CODE)
     except (HubUnavailableError, NonFiniteLossError, RunError, FileNotFoundError,
             ValueError) as err:
         log.error("%s", err)

@@ -9,8 +9,10 @@ the double-backward graph only then, and follows the protocol documented in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
 import time
 import warnings
 from collections.abc import Mapping
@@ -61,6 +63,14 @@ class NonFiniteLossError(RuntimeError):
 
 class StopRequested(Exception):
     """`trainer.stop_after_steps` was reached: the run stops as if killed (no checkpoint)."""
+
+
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # SLURM's preemption / time-limit warning
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: slurm/train.sbatch requeues the job on this code
+
+
+class Preempted(Exception):
+    """A preemption signal arrived: the step in flight was finished and checkpointed."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,30 @@ class Trainer:
         self.last_good: tuple[Path, int] | None = None  # last checkpoint written, and its step
 
     # ----------------------------------------------------------------------------- loop
+    @contextlib.contextmanager
+    def _catching_preemption(self):
+        """SIGTERM / SIGUSR1 set a flag; the loop checkpoints after the step in flight."""
+        self.signal_received: int | None = None
+
+        def note(signum, frame):
+            self.signal_received = signum
+
+        try:
+            old = {s: signal.signal(s, note) for s in PREEMPTION_SIGNALS}
+        except ValueError:  # not the main thread (e.g. a notebook's worker): no handlers
+            yield
+            return
+        try:
+            yield
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
     def fit(self) -> dict[str, Any]:
+        with self._catching_preemption():
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         progress, resume_ckpt = self._start()
         self.logger = RunLogger(
             self.run_dir, self.cfg["logger"], self.config_dict,
@@ -202,6 +235,11 @@ class Trainer:
         last_eval = None
         while progress.epoch < phase.epochs:
             outcome = self._train_epoch(phase, progress, optimizer, scheduler)
+            if outcome == "preempted":
+                raise Preempted(
+                    f"{signal.Signals(self.signal_received).name} received: checkpoint "
+                    f"{self.ckpt_dir / 'last.pt'} at step {progress.step}; continue with "
+                    f"resume=true (exit code {PREEMPTED_EXIT_CODE})")
             if outcome == "stopped":
                 raise StopRequested(
                     f"stopped after step {progress.step} (trainer.stop_after_steps); continue "
@@ -220,7 +258,8 @@ class Trainer:
 
     def _train_epoch(self, phase: Phase, progress: Progress, optimizer, scheduler) -> str | None:
         """Train from progress.batch to the end of the epoch; "stopped" (trainer.stop_after_steps,
-        as if killed) or "max_steps" (trainer.max_steps, the run's end) if it ends earlier."""
+        as if killed), "preempted" (a signal: checkpointed at this step) or "max_steps"
+        (trainer.max_steps, the run's end) if it ends earlier."""
         self.model.train()
         seed = int(self.cfg["seed"])
         epoch_global = self._global_epoch(phase, progress.epoch)
@@ -274,7 +313,8 @@ class Trainer:
             meter.update(len(batch["input_ids"]))
             at_max = bool(max_steps) and progress.step >= max_steps
             mid_epoch = progress.batch < self.steps_per_epoch and not at_max
-            checkpoint = ckpt_every and progress.step % ckpt_every == 0 and mid_epoch
+            preempted = getattr(self, "signal_received", None) is not None and mid_epoch
+            checkpoint = (ckpt_every and progress.step % ckpt_every == 0 or preempted) and mid_epoch
             # Records end at checkpoints too, so a resumed run logs exactly what an
             # uninterrupted one does.
             if progress.step % log_every == 0 or not mid_epoch or checkpoint:
@@ -286,6 +326,9 @@ class Trainer:
             if checkpoint:
                 tick()
                 self._checkpoint(progress, optimizer, scheduler, epoch_end=False, phase=phase)
+            if preempted:
+                bar.close()
+                return "preempted"
             if stop_after and progress.step >= stop_after:
                 bar.close()
                 return "stopped"
