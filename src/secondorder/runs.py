@@ -256,6 +256,12 @@ def build_components(cfg: Mapping, run_dir: Path | None = None, *, reuse_tokeniz
 
     set_seed(int(cfg["seed"]))
     records = load_records(cfg["data"])
+    if cfg["data"].get("heldout_questions"):  # tuning: validate on part of the training split
+        from secondorder.data.splits import hold_out
+
+        train, held = hold_out(records["train"], int(cfg["data"]["heldout_questions"]),
+                               int(cfg["data"].get("subsample_seed", 0)))
+        records = {"train": train, "validation": held}
     tokenizer = _saved_tokenizer(run_dir) if reuse_tokenizer else None
     source = str(run_dir / TOKENIZER) if tokenizer is not None else "build_tokenizer"
     if tokenizer is None:

@@ -52,13 +52,18 @@ def test_every_experiment_is_listed():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_trains_one_step(experiment, tmp_path_factory, handoff_start):
     tmp = tmp_path_factory.mktemp(experiment.replace("/", "_"))
-    cfg = tiny_cfg(tmp, experiment)
-    if cfg.strategy.get("init_from"):
-        cfg = tiny_cfg(tmp, experiment, f"strategy.init_from={handoff_start}")
+    extra = []
+    if tiny_cfg(tmp, experiment).strategy.get("init_from"):
+        extra.append(f"strategy.init_from={handoff_start}")
+    if tiny_cfg(tmp, experiment).data.get("heldout_questions"):  # the tuning experiments
+        extra.append("data.heldout_questions=8")
+    cfg = tiny_cfg(tmp, experiment, *extra)
     with pytest.raises(StopRequested, match="stopped after step 1"):
         run(cfg)
     run_dir = Path(cfg.run_dir)
-    assert run_dir.parts[-3:-1] == tuple(experiment.split("/"))  # results/<scale>/<experiment>
+    # results/<scale>/<experiment>/<run>/ (the tuning sweeps: <scale>/tuning/<optimizer>/)
+    assert run_dir.parent == Path(cfg.results_root) / cfg.experiment_name
+    assert cfg.experiment_name == experiment or "/tune_" in experiment
     (record,) = read_jsonl(run_dir / "metrics.jsonl")
     assert record["step"] == 1 and record["optimizer"] == cfg.optimizer.name
     assert torch.isfinite(torch.tensor(record["loss"]))

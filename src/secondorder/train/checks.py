@@ -77,6 +77,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.num_validation": POSITIVE_INT,
     "data.max_train_samples": POSITIVE_INT_OR_NULL,
     "data.max_eval_samples": POSITIVE_INT_OR_NULL,
+    "data.heldout_questions": POSITIVE_INT_OR_NULL,
     "data.max_length": (lambda x: _int(x) and x >= 16, "an integer >= 16"),
     "data.doc_stride": POSITIVE_INT,
     "data.max_question_length": POSITIVE_INT,
