@@ -158,15 +158,22 @@ class Trainer:
             self.signal_received = signum
 
         try:
-            old = {s: signal.signal(s, note) for s in PREEMPTION_SIGNALS}
+            self._previous_handlers = {s: signal.signal(s, note) for s in PREEMPTION_SIGNALS}
         except ValueError:  # not the main thread (e.g. a notebook's worker): no handlers
             yield
             return
         try:
             yield
         finally:
-            for s, handler in old.items():
+            for s, handler in self._previous_handlers.items():
                 signal.signal(s, handler)
+
+    def _hand_on_signal(self) -> None:
+        """After the checkpoint: a handler that was there before ours (submitit's, under the
+        Hydra submitit launcher) now gets the signal, and requeues the job as it would have."""
+        previous = self._previous_handlers.get(self.signal_received)
+        if callable(previous):
+            previous(self.signal_received, None)
 
     def fit(self) -> dict[str, Any]:
         with self._catching_preemption():
@@ -236,6 +243,7 @@ class Trainer:
         while progress.epoch < phase.epochs:
             outcome = self._train_epoch(phase, progress, optimizer, scheduler)
             if outcome == "preempted":
+                self._hand_on_signal()
                 raise Preempted(
                     f"{signal.Signals(self.signal_received).name} received: checkpoint "
                     f"{self.ckpt_dir / 'last.pt'} at step {progress.step}; continue with "

@@ -1,0 +1,43 @@
+"""The Hydra submitit launcher: configs for SLURM compose, and a two-job multirun runs through
+submitit's local executor (one process per job, as on a cluster) into the usual run folders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from secondorder.runs import experiment_runs, is_complete
+from tiny import TINY
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("launcher", ["slurm_a100", "slurm_v100", "local"])
+def test_launcher_configs_compose(launcher, monkeypatch):
+    monkeypatch.setenv("SECONDORDER_SLURM_PARTITION", "gpu")
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra/launcher={launcher}",
+                                          "experiment=paper/table1_adamw"], return_hydra_config=True)
+    launcher_cfg = cfg.hydra.launcher
+    assert "submitit" in launcher_cfg._target_
+    if launcher != "local":
+        assert launcher_cfg.partition == "gpu" and launcher_cfg.account is None
+        assert launcher_cfg.gpus_per_node == 1 and launcher_cfg.signal_delay_s == 300
+        assert launcher_cfg.constraint == launcher.split("_")[1]
+
+
+def test_two_job_multirun_through_submitit_local(tmp_path):
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "hydra/launcher=local",
+           "experiment=demo/table1_adamw", *TINY, "trainer.epochs=1", "seed=1,2", "resume=true",
+           f"results_root={tmp_path}", f"cache_dir={tmp_path / 'cache'}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    runs = experiment_runs(tmp_path, "demo/table1_adamw")
+    assert [r.name for r in runs] == ["adamw-seed1", "adamw-seed2"]
+    assert all(is_complete(r) for r in runs)
+    assert any((tmp_path / "demo" / "table1_adamw" / ".submitit").iterdir())
