@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tiny import TINY
-
 from secondorder.report.tuning import write_tuning
+from tiny import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 
