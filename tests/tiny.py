@@ -1,8 +1,9 @@
 """Overrides that make any experiment config train in seconds: a one-layer ALBERT of width 16
-on a few dozen generated questions (shared by the tests that run whole configs)."""
+(in place of the experiment's model, e.g. the demo's MiniLM) on a few dozen generated questions
+(shared by the tests that run whole configs)."""
 
 TINY_MODEL = [
-    "model.tokenizer.vocab_size=400", "model.config.hidden_size=16",
+    "model=albert_tiny", "model.tokenizer.vocab_size=400", "model.config.hidden_size=16",
     "model.config.embedding_size=16", "model.config.intermediate_size=32",
     "model.config.num_hidden_layers=1", "model.config.num_hidden_groups=1",
     "model.config.num_attention_heads=1", "model.config.max_position_embeddings=96",
