@@ -38,7 +38,8 @@ def tuning_rows(results_root: str | Path, scale: str) -> list[dict]:
 
 
 def write_tuning(results_root: str | Path, scale: str) -> list[Path]:
-    """tuning.csv and tuning.png (and .pdf); returns the paths written."""
+    """tuning.csv and tuning.png (and .pdf): held-out F1 and final training loss against the
+    learning rate; returns the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,21 +52,25 @@ def write_tuning(results_root: str | Path, scale: str) -> list[Path]:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     groups: dict[str, list[dict]] = {}
     for r in rows:
         label = r["optimizer"] if r["optimizer"] != "adahessian" else (
             f"adahessian k={r['hessian_power']}, " + ("|z*Hz| (official code)"
                                                       if r["average_abs"] else "z*Hz (Eq. 7)"))
         groups.setdefault(label, []).append(r)
-    for label, rs in groups.items():
-        ax.plot([r["lr"] for r in rs], [r["heldout_f1"] for r in rs], "o-", label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
+    for (label, rs), marker in zip(groups.items(), "osd^v<>", strict=False):
+        lrs = [r["lr"] for r in rs]
+        ax.plot(lrs, [r["heldout_f1"] for r in rs], marker + "-", label=label, alpha=0.8)
+        ax2.plot(lrs, [r["final_train_loss"] for r in rs], marker + "-", label=label)
     ax.set_ylabel("F1 on held-out training questions")
-    ax.set_title(f"make tune ({scale} scale): one epoch per run", fontsize=10)
-    ax.grid(alpha=0.3)
-    if groups:
-        ax.legend(fontsize=8)
+    ax2.set_ylabel("training loss, mean of the last 5 logs")
+    for a in (ax, ax2):
+        a.set_xscale("log")
+        a.set_xlabel("learning rate")
+        a.grid(alpha=0.3)
+        if groups:
+            a.legend(fontsize=8)
+    fig.suptitle(f"make tune ({scale} scale): one epoch per run", fontsize=10)
     save_figure(fig, out / "tuning.pdf", close=False)
     return [out / "tuning.csv", save_figure(fig, out / "tuning.png")]
