@@ -329,3 +329,288 @@ def test_same_relation_share():
                 assert len(facts) == 1
             if share == 0.0:  # no same-relation groups: every question's relation stated once
                 assert len(m.paragraph.facts_of(m.relation)) == 1
+
+
+# ----------------------------------------------------------------------------- difficulty knobs
+# Each knob is measured on generated text: the number each test computes rises (or falls) with
+# the knob, from its value with the knob off (the original generator) to its value on.
+
+HARD_BASE = {"facts_per_paragraph": (2, 3), "same_relation_share": 0.0, "name_pool": 200}
+STOPWORDS = frozenset(
+    "what which who whom whose where when how many much in of the a an is was does did do has "
+    "have on at to by for with from s be been can one".split()
+)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _sentence_spans(context: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence; no name or value contains '. '."""
+    spans, start = [], 0
+    for m in re.finditer(r"\. ", context):
+        spans.append((start, m.start() + 1))
+        start = m.end()
+    return [*spans, (start, len(context))]
+
+
+def _sentence_at(context: str, pos: int) -> tuple[int, int]:
+    return next(s for s in _sentence_spans(context) if s[0] <= pos < s[1])
+
+
+def _content_words(record, meta) -> set[str]:
+    """Question words other than stop words and the named entity."""
+    entity = set(_words(meta.given_value))
+    return {w for w in _words(record["question"]) if w not in STOPWORDS and w not in entity}
+
+
+def _hard(n: int, seed: int = 1, **knobs):
+    return _generate(n, seed=seed, **{**HARD_BASE, **knobs})
+
+
+def _check_well_posed(records, metas):
+    for r, m in zip(records, metas, strict=True):
+        for text, start in zip(r["answers"]["text"], r["answers"]["answer_start"], strict=True):
+            assert r["context"][start : start + len(text)] == text
+        matching = [f for f in m.paragraph.facts_of(m.relation)
+                    if f.values[m.given_slot] == m.given_value]
+        if m.kind.startswith("answerable"):  # "answerable" or "answerable-bridge"
+            assert len(matching) == 1
+            assert matching[0].values[m.answer_slot] == r["answers"]["text"][0]
+            assert matching[0].spans[m.answer_slot] == r["answers"]["answer_start"][0]
+            assert m.named in r["question"] and m.named in r["context"]
+        else:
+            assert not matching and not r["answers"]["text"]
+
+
+def test_knobs_off_are_the_original_generator():
+    off = {"paraphrase_share": 0.0, "overlap_distractors": 0.0, "two_sentence_share": 0.0,
+           "near_miss_share": 0.0, "min_context_words": 40, "bridge_share": 0.0}
+    assert generate_squad_v2(400, seed=3, **off) == generate_squad_v2(400, seed=3)
+    assert (generate_squad_v2(400, seed=3, **HARD_BASE, **off)
+            == generate_squad_v2(400, seed=3, **HARD_BASE))
+
+
+def test_paraphrase_share_lowers_question_overlap_with_the_answer_sentence():
+    measured = {}
+    for share in (0.0, 0.5, 1.0):
+        records, metas = _hard(500, paraphrase_share=share)
+        hits = total = 0
+        for r, m in zip(records, metas, strict=True):
+            if m.kind != "answerable":
+                continue
+            lo, hi = _sentence_at(r["context"], r["answers"]["answer_start"][0])
+            sentence = set(_words(r["context"][lo:hi]))
+            content = _content_words(r, m)
+            hits += len(content & sentence)
+            total += len(content)
+        measured[share] = hits / total
+    assert measured[0.0] > 0.3, measured
+    assert measured[1.0] < 0.1, measured
+    assert measured[0.0] > measured[0.5] > measured[1.0], measured
+
+
+def _overlap_share(records, metas) -> float:
+    """Answerable questions some non-answer sentence overlaps at least as much as the answer's."""
+    hit = n = 0
+    for r, m in zip(records, metas, strict=True):
+        if m.kind != "answerable":
+            continue
+        n += 1
+        question = {w for w in _words(r["question"]) if w not in STOPWORDS}
+        answer = _sentence_at(r["context"], r["answers"]["answer_start"][0])
+        overlaps = {s: len(question & set(_words(r["context"][s[0] : s[1]])))
+                    for s in _sentence_spans(r["context"])}
+        hit += any(o >= overlaps[answer] for s, o in overlaps.items() if s != answer)
+    return hit / n
+
+
+def test_overlap_distractors_match_the_question_as_well_as_the_answer():
+    measured = {p: _overlap_share(*_hard(500, overlap_distractors=p)) for p in (0.0, 0.5, 1.0)}
+    assert measured[0.0] < 0.35, measured
+    assert measured[1.0] > 0.75, measured
+    assert measured[0.0] < measured[0.5] < measured[1.0], measured
+    records, metas = _hard(500, overlap_distractors=1.0)
+    _check_well_posed(records, metas)
+    # the distractors' wrong answers (a sister's birthplace, ...) are never named in a question
+    assert all(m.given_value not in m.paragraph.decoys for m in metas)
+    assert sum(len(m.paragraph.decoys) > 0 for m in metas) / len(metas) > 0.9
+
+
+def _away_share(records, metas, *, adjacent: bool) -> float:
+    """Answers whose sentence does not name the question's entity (``adjacent``: the entity is
+    then named in the sentence before or after, which the pronoun refers to or from)."""
+    away = n = 0
+    for r, m in zip(records, metas, strict=True):
+        if not r["answers"]["text"]:
+            continue
+        n += 1
+        context = r["context"]
+        spans = _sentence_spans(context)
+        k = spans.index(_sentence_at(context, r["answers"]["answer_start"][0]))
+        if m.named not in context[spans[k][0] : spans[k][1]]:
+            away += 1
+            if adjacent:
+                near = [context[a:b] for a, b in spans[max(k - 1, 0) : k + 2]]
+                assert any(m.named in s for s in near), (r["question"], context)
+    return away / n
+
+
+def test_two_sentence_share_moves_the_answer_away_from_the_named_entity():
+    measured = {}
+    for share in (0.0, 0.5, 1.0):
+        records, metas = _hard(500, two_sentence_share=share)
+        _check_well_posed(records, metas)
+        measured[share] = _away_share(records, metas, adjacent=True)
+    assert measured[0.0] == 0.0, measured
+    assert measured[1.0] > 0.7, measured
+    assert measured[0.0] < measured[0.5] < measured[1.0], measured
+
+
+def test_bridge_share_asks_through_a_second_fact():
+    measured = {}
+    for share in (0.0, 0.5, 1.0):
+        records, metas = _hard(600, bridge_share=share)
+        _check_well_posed(records, metas)
+        assert sum(not r["answers"]["text"] for r in records) == 200
+        measured[share] = _away_share(records, metas, adjacent=False)
+        for r, m in zip(records, metas, strict=True):
+            if m.via:  # the inner fact names the bridge entity for the question's entity
+                inner = [f for f in m.paragraph.facts_of(m.via[0]) if f.values[m.via[1]] == m.via[2]]
+                assert len(inner) == 1 and m.given_value in inner[0].values.values()
+                assert m.given_value not in r["question"]
+    assert measured[0.0] == 0.0, measured
+    assert measured[1.0] > 0.6, measured
+    assert measured[0.0] < measured[0.5] < measured[1.0], measured
+
+
+def _near_miss_share(records, metas) -> float:
+    """Unanswerable questions with a sentence naming their entity next to a right-type span."""
+    hit = n = 0
+    for r, m in zip(records, metas, strict=True):
+        if m.kind == "answerable":
+            continue
+        n += 1
+        context = r["context"]
+        for lo, hi in _sentence_spans(context):
+            if m.given_value not in context[lo:hi]:
+                continue
+            if any(lo <= x.start < hi and x.type == m.answer_type and x.text != m.given_value
+                   for x in m.paragraph.mentions):
+                hit += 1
+                break
+    return hit / n
+
+
+def test_near_miss_share_gives_unanswerable_questions_a_plausible_answer():
+    measured = {}
+    for share in (0.0, 0.5, 1.0):
+        records, metas = _hard(900, near_miss_share=share)
+        _check_well_posed(records, metas)
+        assert sum(not r["answers"]["text"] for r in records) == round(900 / 3)
+        measured[share] = _near_miss_share(records, metas)
+    assert measured[0.0] < 0.25, measured
+    assert measured[1.0] > 0.8, measured
+    assert measured[0.0] < measured[0.5] < measured[1.0], measured
+
+
+def test_min_context_words_makes_contexts_longer_than_one_window(small_tokenizer):
+    from secondorder.data.squad import FeatureConfig, prepare_train_features
+
+    fc = FeatureConfig(max_length=256, doc_stride=64, max_question_length=48)  # data=synthetic
+    budget = fc.max_length - fc.max_question_length - 3
+    measured = {}
+    for words in (40, 250):
+        records, metas = _hard(300, min_context_words=words)
+        _check_well_posed(records, metas)
+        batch = {k: [r[k] for r in records] for k in ("question", "context", "answers")}
+        features = prepare_train_features(batch, small_tokenizer, fc, with_offsets=True)
+        measured[words] = len(features["input_ids"]) / len(records)
+        contexts = list(dict.fromkeys(r["context"] for r in records))
+        # conservative: every word is at least one token
+        longer = sum(len(c.split()) > budget for c in contexts) / len(contexts)
+        if words == 40:
+            assert longer == 0.0
+        else:
+            assert longer > 0.9, longer
+            # answers sit in every part of the context: many only in a later window
+            first_labelled: dict[int, int] = {}  # example -> its first window with the answer
+            seen: dict[int, int] = {}
+            for start, example in zip(features["start_positions"], features["example_index"],
+                                      strict=True):
+                k = seen[example] = seen.get(example, -1) + 1
+                if start != 0:
+                    first_labelled.setdefault(example, k)
+            answerable = sum(bool(r["answers"]["text"]) for r in records)
+            assert len(first_labelled) == answerable
+            later = sum(k > 0 for k in first_labelled.values()) / answerable
+            assert later > 0.2, later
+    assert measured[40] == 1.0, measured
+    assert measured[250] >= 1.8, measured
+
+
+def test_hard_settings_keep_schema_determinism_and_fraction():
+    knobs = {"paraphrase_share": 0.5, "overlap_distractors": 0.5, "two_sentence_share": 0.5,
+             "near_miss_share": 0.5, "min_context_words": 150, "bridge_share": 0.5}
+    records, metas = _hard(1200, seed=9, **knobs)
+    _check_well_posed(records, metas)
+    assert sum(not r["answers"]["text"] for r in records) == 400
+    for r in records:
+        assert list(r) == ["id", "title", "context", "question", "answers"]
+        assert r["question"].endswith("?")
+        for text in r["answers"]["text"]:
+            assert 1 <= len(text.split()) <= 4 and text == text.strip()
+    ids = [r["id"] for r in records]
+    assert len(set(ids)) == len(ids)
+    assert _hard(300, seed=9, **knobs)[0] == _hard(300, seed=9, **knobs)[0]
+    assert _hard(300, seed=9, **knobs)[0] != _hard(300, seed=10, **knobs)[0]
+    # every question still names an entity of its context
+    for r, m in zip(records, metas, strict=True):
+        assert m.named in r["question"]
+        assert m.kind == "unanswerable-absent" or m.named in r["context"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"paraphrase_share": 1.5},
+        {"overlap_distractors": -0.1},
+        {"two_sentence_share": "0.5"},
+        {"near_miss_share": True},
+        {"min_context_words": 39},
+        {"min_context_words": 100.0},
+        {"min_context_words": 5000},
+        {"bridge_share": 2},
+    ],
+)
+def test_knob_validation(kwargs):
+    with pytest.raises(ValueError):
+        generate_squad_v2(10, seed=0, **kwargs)
+
+
+def test_data_configs_reach_the_generator():
+    """configs/data/synthetic*.yaml pass every knob through load_records."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from secondorder.data.squad import load_records
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "data"
+    knobs = ("facts_per_paragraph", "same_relation_share", "paraphrase_share",
+             "overlap_distractors", "two_sentence_share", "near_miss_share", "min_context_words",
+             "bridge_share")
+    easy = OmegaConf.load(root / "synthetic_easy.yaml")
+    assert all(easy[k] in (0, 0.0, 40) for k in knobs[2:])
+    for name in ("synthetic.yaml", "synthetic_easy.yaml"):
+        cfg = OmegaConf.load(root / name)
+        cfg.num_train, cfg.num_validation = 40, 20
+        loaded = load_records(cfg)
+        kwargs = {k: cfg[k] for k in knobs}
+        kwargs["facts_per_paragraph"] = tuple(kwargs["facts_per_paragraph"])
+        expected = generate_squad_v2(20, seed=cfg.seed, split="validation", name_pool=cfg.name_pool,
+                                     unanswerable_fraction=cfg.unanswerable_fraction,
+                                     questions_per_paragraph=tuple(cfg.questions_per_paragraph),
+                                     **kwargs)
+        assert loaded["validation"].to_list() == expected

@@ -51,6 +51,12 @@ def load_records(data_cfg: Mapping):
                     questions_per_paragraph=tuple(data_cfg.get("questions_per_paragraph", (2, 4))),
                     name_pool=data_cfg.get("name_pool"),
                     same_relation_share=data_cfg.get("same_relation_share", 1.0),
+                    paraphrase_share=data_cfg.get("paraphrase_share", 0.0),
+                    overlap_distractors=data_cfg.get("overlap_distractors", 0.0),
+                    two_sentence_share=data_cfg.get("two_sentence_share", 0.0),
+                    near_miss_share=data_cfg.get("near_miss_share", 0.0),
+                    min_context_words=data_cfg.get("min_context_words", 40),
+                    bridge_share=data_cfg.get("bridge_share", 0.0),
                     split=split,
                 )
             )
