@@ -76,9 +76,10 @@ reproduce-figures: $(STAMP)
 
 # Learning-rate sweeps at embedded scale (Hydra multirun), scored on questions held out of the
 # training split; then results/$(SCALE)/tuning/tuning.{csv,png}. The demo configs cite them.
+TUNE_ARGS ?=
 tune: $(STAMP)
-	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adamw resume=true
-	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adahessian resume=true
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adamw resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adahessian resume=true $(TUNE_ARGS)
 	$(PY) scripts/report.py tuning --scale $(SCALE)
 
 report: $(STAMP)
