@@ -62,7 +62,7 @@ def test_misspelt_experiment_lists_the_experiments(tmp_path):
 
 
 @pytest.mark.parametrize(("change", "shown"), [
-    ("optimizer.lr=5e-4", "optimizer.lr: 0.001 -> 0.0005"),
+    ("optimizer.lr=5e-4", "optimizer.lr: 0.003 -> 0.0005"),  # demo/table1_adamw: lr 3e-3
     ("trainer.batch_size=16", "trainer.batch_size: 12 -> 16"),
     ("optimizer.betas=[0.8,0.999]", "optimizer.betas: [0.9, 0.999] -> [0.8, 0.999]"),
     ("data.seed=5", "data.seed: 0 -> 5"),
