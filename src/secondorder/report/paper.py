@@ -36,7 +36,7 @@ FIGURES: dict[str, dict] = {
     "figure3": {
         "title": "Figure 3: AdaHessian k=0.5, training loss at three learning rates",
         "curves": {"lr 5e-5": "figure3_adahessian_k05_lr5e-5",
-                   "lr 3e-3": "table1_adahessian_k05",  # the Table I run's first steps
+                   "lr 3e-3": "figure3_adahessian_k05_lr3e-3",
                    "lr 1.5e-2": "figure3_adahessian_k05_lr1.5e-2"},
     },
     "figure4": {

@@ -134,7 +134,8 @@ def comparison_table(table: str, results_root: str | Path, scale: str,
             "curves": [loss_curve(lg) for lg in logs],
         })
     base = rows[0]
-    finals = [float(np.mean(c["loss"][-SMOOTH:])) for c in base["curves"] if c["loss"].size]
+    # the same moving mean as `time_to_loss`, so that each AdamW run reaches its own final loss
+    finals = [float(smoothed(c["loss"])[-1]) for c in base["curves"] if c["loss"].size]
     target = max(finals) if finals else None  # the loss every AdamW run reaches
     for r in rows:
         times = [time_to_loss(c, target) for c in r["curves"]] if target is not None else []
