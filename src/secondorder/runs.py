@@ -325,16 +325,19 @@ def load_run(run_dir: str | Path, checkpoint: Any = "last") -> LoadedRun:
         log.warning("%s", msg)
         warnings.warn(msg, stacklevel=2)
     components = build_components(cfg, run_dir, reuse_tokenizer=True)
-    state = None
-    if path is not None:
-        state = load_checkpoint(path)
-        try:
-            components.model.load_state_dict(state["model"])
-        except RuntimeError as err:
-            raise ValueError(
-                f"the checkpoint {path} does not fit the model of {config}: {err}"
-            ) from err
+    state = None if path is None else load_weights(components.model, path, f"the model of {config}")
     return LoadedRun(run_dir, cfg, components, path, state)
+
+
+def load_weights(model, path: str | Path, what: str = "this model") -> dict:
+    """Load a checkpoint's model weights into `model`; returns the checkpoint. A checkpoint of
+    another architecture is one line (ValueError) naming both."""
+    state = load_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise ValueError(f"the checkpoint {path} does not fit {what}: {err}") from err
+    return state
 
 
 # ------------------------------------------------------------------------------- reading runs

@@ -56,7 +56,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from secondorder.report.spectra import density_grid_figure, heatmap_figure
-from secondorder.runs import load_checkpoint, resolve_checkpoint, write_json
+from secondorder.runs import load_weights, resolve_checkpoint, write_json
 
 log = logging.getLogger(__name__)
 
@@ -212,14 +212,8 @@ def prepare_inputs(cfg: DictConfig) -> SpectrumInputs:
     else:  # a run not trained yet, or a checkpoint file outside a run directory
         parts, data_cfg = build_components(cfg), cfg.data
         if checkpoint is not None:
-            state = load_checkpoint(checkpoint)
-            try:
-                parts.model.load_state_dict(state["model"])
-            except RuntimeError as err:
-                raise ValueError(
-                    f"the checkpoint {checkpoint} does not fit the model of this config (pick "
-                    f"the run's experiment and model overrides): {err}"
-                ) from err
+            state = load_weights(parts.model, checkpoint, "the model of this config (pick the "
+                                 "run's experiment and model overrides)")
             info = {k: state[k] for k in ("progress", "phase_optimizer") if k in state}
     model = parts.model
     fc = feature_config(data_cfg, model)
