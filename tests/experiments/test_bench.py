@@ -60,3 +60,20 @@ def test_bench_step_tiny_cpu_run(tmp_path, monkeypatch):
     table = files[1].read_text()
     assert "| setting | precision | s/step mean |" in table
     assert "| adamw | fp32 |" in table and "| adahessian | fp32 |" in table
+
+
+def test_bench_step_demo_model_and_adasub_rows(tmp_path, monkeypatch):
+    """--model albert_tiny (the demo's model; vocabulary from its tokenizer config) writes its own
+    files, and an AdaSub row runs through the trainer protocol with its curvature steps."""
+    bench = load_script()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    argv = ["--device", "cpu", "--model", "albert_tiny", "--batch-size", "2", "--seq-len", "32",
+            "--steps", "2", "--warmup", "1", "--settings", "adamw,adasub_model_m2_reuse",
+            "--out", str(tmp_path)]
+    data = bench.main(argv)
+    assert data["model"] == "configs/model/albert_tiny.yaml"
+    assert data["shape"]["vocab_size"] == 3000 and data["shape"]["hidden_size"] == 64
+    assert sorted(f.name for f in tmp_path.iterdir())[0].endswith("_albert_tiny.json")
+    row = {r["setting"]: r for r in data["rows"]}["adasub_model_m2_reuse"]
+    assert row["status"] == "ok" and row["curvature_steps"] == 2
+    assert row["optimizer"]["mode"] == "model" and row["optimizer"]["reuse_products"] is True

@@ -189,6 +189,9 @@ def test_handoff_switches_optimizer_at_the_epoch_boundary(tmp_path):
     ("optimizer=soaa", "optimizer.lr=1e-3"),
     ("optimizer=sgd", "optimizer.lr=1e-2"),
     ("optimizer=adasub", "optimizer.lr=1e-2"),
+    ("optimizer=adasub", "optimizer.lr=1e-2", "optimizer.mode=model",
+     "optimizer.reuse_products=true", "optimizer.n_directions=4",
+     "optimizer.hessian_interval=2", "optimizer.hessian_batch_fraction=0.5"),
 ])
 def test_every_optimizer_trains_through_the_same_loop(tmp_path, overrides):
     cfg = small_cfg(tmp_path, "trainer.epochs=1", "data.num_train=64", *overrides)
@@ -198,6 +201,8 @@ def test_every_optimizer_trains_through_the_same_loop(tmp_path, overrides):
     assert [r["step"] for r in records] == sorted({*range(2, steps + 1, 2), steps})
     assert all(torch.isfinite(torch.tensor([r["loss"] for r in records])))
     assert result["total"] == 48
+    if "optimizer=adasub" in overrides:  # its counters are logged, and zero in normal training
+        assert all(r["adasub/fallbacks"] == 0 and r["adasub/skipped"] == 0 for r in records)
 
 
 def test_non_finite_loss_stops_with_the_step(tmp_path, monkeypatch):

@@ -24,6 +24,8 @@ How to run it
     python scripts/bench_step.py --bf16           # and every setting again under bf16 autocast
     python scripts/bench_step.py --device cpu     # CPU: batch 4, length 128 by default
     python scripts/bench_step.py --settings adamw,adahessian --steps 20
+    python scripts/bench_step.py --device cpu --model albert_tiny --batch-size 32 \\
+        --seq-len 128                             # the demo's model (results/bench/*_albert_tiny)
     python scripts/bench_step.py --layers 2 --hidden 64 --batch-size 2 --seq-len 32 \\
         --steps 2 --warmup 1                      # a smoke run of seconds
 
@@ -113,8 +115,17 @@ def optimizer_config(name: str, overrides: dict[str, Any] | None) -> dict[str, A
 
 
 def model_config(bench: dict, opts: argparse.Namespace) -> dict[str, Any]:
-    cfg = load_yaml(ROOT / "configs" / "model" / f"{bench['model']}.yaml")
+    name = opts.model or bench["model"]
+    path = ROOT / "configs" / "model" / f"{name}.yaml"
+    if not path.exists():
+        raise SystemExit(f"bench_step: --model {name}: no {path.relative_to(ROOT)}")
+    cfg = load_yaml(path)
+    if cfg.get("pretrained"):
+        raise SystemExit(f"bench_step: --model {name} is a pretrained checkpoint; the benchmark "
+                         "builds models from configs (e.g. albert_base_shape, albert_tiny)")
     config = dict(cfg["config"])
+    # a model trained with a local tokenizer takes its vocabulary size from it
+    config.setdefault("vocab_size", int(cfg.get("tokenizer", {}).get("vocab_size", 30000)))
     if opts.layers is not None:
         config["num_hidden_layers"] = opts.layers
     if opts.hidden is not None:
@@ -130,7 +141,7 @@ def model_config(bench: dict, opts: argparse.Namespace) -> dict[str, Any]:
                          f"{config['max_position_embeddings']}")
     attn = "eager" if opts.attention == "eager" else cfg.get("attn_implementation", "sdpa")
     return {"config": config, "attn_implementation": attn,
-            "source": f"configs/model/{bench['model']}.yaml"}
+            "source": f"configs/model/{name}.yaml"}
 
 
 def package_available(name: str) -> bool:
@@ -328,7 +339,8 @@ def child_argv(opts: argparse.Namespace, setting: str) -> list[str]:
             "--batch-size", str(opts.batch_size), "--seq-len", str(opts.seq_len),
             "--steps", str(opts.steps), "--warmup", str(opts.warmup),
             "--attention", opts.attention, "--seed", str(opts.seed)]
-    for flag, value in (("--layers", opts.layers), ("--hidden", opts.hidden)):
+    for flag, value in (("--layers", opts.layers), ("--hidden", opts.hidden),
+                        ("--model", opts.model)):
         if value is not None:
             argv += [flag, str(value)]
     if setting.endswith("+bf16"):
@@ -488,6 +500,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="also run every setting under bf16 autocast (CUDA only)")
     p.add_argument("--attention", choices=["math", "eager", "sdpa"], default=None,
                    help="attention kernel (default from the config: math)")
+    p.add_argument("--model", default=None,
+                   help="configs/model/<model>.yaml built with random weights (default from the "
+                        "config: albert_base_shape; albert_tiny: the demo's model)")
     p.add_argument("--layers", type=int, default=None, help="num_hidden_layers (tiny shapes)")
     p.add_argument("--hidden", type=int, default=None,
                    help="hidden size (tiny shapes): intermediate 4H, H/64 heads")
@@ -609,7 +624,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["targets_apply"] = check_targets(rows, bench.get("target_conditions") or {}, result)
 
     opts.out.mkdir(parents=True, exist_ok=True)
-    json_path = opts.out / f"step_cost_{slug(device)}.json"
+    suffix = f"_{opts.model}" if opts.model and opts.model != bench["model"] else ""
+    json_path = opts.out / f"step_cost_{slug(device)}{suffix}.json"
     md_path = json_path.with_name(json_path.stem + ".md")
     table = markdown(result)
     result["files"] = {"json": str(json_path), "markdown": str(md_path)}

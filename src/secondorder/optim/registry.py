@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from .adahessian import AdaHessian
+from .adasub import MODES as ADASUB_MODES
 from .adasub import AdaSub
 from .soaa import SOAA
 
@@ -92,8 +93,12 @@ _SPECS: dict[str, dict[str, Check]] = {
         "lr": _NONNEG,
         "weight_decay": _NONNEG,
         "n_directions": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
-        "rho": _NONNEG,
-        "cross_layer_hvp": _BOOL,
+        "rho": (lambda x: _num(x) and x > 0, "a number > 0"),
+        "mode": (lambda x: x in ADASUB_MODES, " | ".join(ADASUB_MODES)),
+        "reuse_products": _BOOL,
+        "hessian_interval": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
+        "hessian_batch_fraction": (lambda x: _num(x) and 0 < x <= 1, "a number in (0, 1]"),
+        "rank_tol": (lambda x: _num(x) and 0 <= x < 1, "a number in [0, 1)"),
     },
 }
 

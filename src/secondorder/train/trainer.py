@@ -285,6 +285,7 @@ class Trainer:
         telemetry = (role_blocks(n for n, p in named.items() if p.requires_grad)
                      if self.tcfg.get("curvature_telemetry") and has_telemetry(optimizer) else None)
         mark = time.perf_counter()
+        optimizer_counters = getattr(optimizer, "metrics", dict)
 
         def tick():  # book training time up to now; evaluation time is not training time
             nonlocal mark
@@ -300,6 +301,7 @@ class Trainer:
                 "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
                 "train_time_s": progress.train_time_s + time.perf_counter() - mark,
                 **meter.read(), **memory_stats(self.device),
+                **optimizer_counters(),  # e.g. AdaSub's adasub/fallbacks, adasub/skipped
             }
             self.logger.log("metrics", record)
             if telemetry:
