@@ -71,6 +71,10 @@ from .curvature import hessian_vector_product
 
 __all__ = ["AdaSub", "MODES"]
 
+
+class _CurvatureOverflow(Exception):
+    """Non-finite products under loss scaling: the step is skipped (AdaSub.step)."""
+
 MODES = ("per_tensor", "fused", "model")
 
 
@@ -119,6 +123,11 @@ class AdaSub(GlobalStateOptimizer):
         # coeff: the model block's k x k matrix (mode "model"; per-tensor blocks keep theirs
         # in self.state[p]["coeff"])
         self._global: dict[str, Any] = {"step": 0, "fallbacks": 0, "skipped": 0, "coeff": None}
+        # Loss scaling (secondorder.optim.scaling), set by the trainer under fp16: non-finite
+        # Hessian products then skip the whole step (every state as it was) and set
+        # `step_skipped`, so that the scaler backs off, instead of a counted gradient step.
+        self.skip_nonfinite_curvature = False
+        self.step_skipped = False
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -256,6 +265,9 @@ class AdaSub(GlobalStateOptimizer):
                 status.append("gradient")
         live = [b for b, s in enumerate(status) if s == "subspace"]
         smalls = self._subspace_hessians(params, grads, blocks, live, inv_factors)
+        if self.skip_nonfinite_curvature and not all(
+                bool(torch.isfinite(smalls[b]).all()) for b in live):
+            raise _CurvatureOverflow
         for b in live:
             coeff = self._inverse(smalls[b] * float(hessian_scale), inv_factors[b])
             if coeff is None:
@@ -349,9 +361,22 @@ class AdaSub(GlobalStateOptimizer):
                 "True; call loss.backward(create_graph=True) on them"
             )
         blocks = self._blocks(len(params))
+        self.step_skipped = False
         if refresh:
-            with torch.enable_grad():
-                status = self._refresh(params, grads, blocks, hessian_scale)
+            # the refresh replaces state tensors rather than writing into them: a shallow copy
+            # is a snapshot
+            snapshot = ({p: dict(self.state[p]) for p in params}, dict(self._global))
+            try:
+                with torch.enable_grad():
+                    status = self._refresh(params, grads, blocks, hessian_scale)
+            except _CurvatureOverflow:
+                for p, saved in snapshot[0].items():
+                    self.state[p] = saved
+                    if p.grad is not None:
+                        p.grad = p.grad.detach()
+                self._global = snapshot[1]
+                self.step_skipped = True
+                return loss
         else:
             status = []
             for block in blocks:
