@@ -107,10 +107,10 @@ def test_math_sdpa_on_curvature_steps_and_fused_kernels_elsewhere():
 
 def test_training_logs_cuda_memory_counters(tmp_path):
     from hydra import compose, initialize_config_dir
-    from tiny import TINY
 
     from secondorder.runs import read_jsonl
     from secondorder.train import run
+    from tiny import TINY
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=[*TINY, f"results_root={tmp_path}",
