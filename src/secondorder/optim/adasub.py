@@ -204,13 +204,9 @@ class AdaSub(GlobalStateOptimizer):
                 if state[key].shape[1] != len(keep):
                     state[key] = state[key][:, keep].contiguous()
 
-    def _gram(self, block, params) -> Tensor:
-        total = None
-        for i in block:
-            g = self.state[params[i]]["history"].double()
-            part = g.T @ g
-            total = part if total is None else total + part
-        return total
+    @staticmethod
+    def _gram(block, hist64: dict[int, Tensor]) -> Tensor:
+        return sum(hist64[i].T @ hist64[i] for i in block)
 
     def _independent(self, gram: Tensor) -> list[int]:
         """Columns (in history order) that span the history, the newest kept first."""
@@ -246,25 +242,33 @@ class AdaSub(GlobalStateOptimizer):
         (non-finite gradient)."""
         status = []
         inv_factors: dict[int, Tensor] = {}  # block -> L^-1, where G^T G = L L^T (kept columns)
+        hist64: dict[int, Tensor] = {}  # parameter index -> its history in float64
         for b, block in enumerate(blocks):
             if not all(bool(torch.isfinite(grads[i]).all()) for i in block):
                 status.append("skip")
                 continue
             self._push(block, params, grads)
-            keep = self._independent(self._gram(block, params))
-            self._keep_columns(block, params, keep)
+            for i in block:  # float64 once per refresh: the Gram matrix, S and V use it
+                hist64[i] = self.state[params[i]]["history"].double()
+            gram = self._gram(block, hist64)
+            keep = self._independent(gram)
+            if len(keep) < gram.shape[0]:
+                self._keep_columns(block, params, keep)
+                for i in block:
+                    hist64[i] = hist64[i][:, keep]
+                gram = gram[keep][:, keep]
             if not keep:
                 status.append("zero")
                 continue
             try:
-                factor = torch.linalg.cholesky(self._gram(block, params))
+                factor = torch.linalg.cholesky(gram)
                 eye = torch.eye(len(keep), dtype=torch.float64, device=factor.device)
                 inv_factors[b] = torch.linalg.solve_triangular(factor, eye, upper=False)
                 status.append("subspace")
             except RuntimeError:  # numerically singular despite the rank test
                 status.append("gradient")
         live = [b for b, s in enumerate(status) if s == "subspace"]
-        smalls = self._subspace_hessians(params, grads, blocks, live, inv_factors)
+        smalls = self._subspace_hessians(params, grads, blocks, live, inv_factors, hist64)
         if self.skip_nonfinite_curvature and not all(
                 bool(torch.isfinite(smalls[b]).all()) for b in live):
             raise _CurvatureOverflow
@@ -283,7 +287,8 @@ class AdaSub(GlobalStateOptimizer):
                 self._set_coeff(blocks[b], params, torch.zeros(0, 0, dtype=torch.float64))
         return status
 
-    def _subspace_hessians(self, params, grads, blocks, live, inv_factors) -> dict[int, Tensor]:
+    def _subspace_hessians(self, params, grads, blocks, live, inv_factors,
+                           hist64) -> dict[int, Tensor]:
         """S = V^T H V (float64, symmetrised, not yet scaled) for every live block."""
         if not live:
             return {}
@@ -299,14 +304,14 @@ class AdaSub(GlobalStateOptimizer):
                     self.state[params[i]]["products"][:, -1] = h.reshape(-1)
             smalls = {}
             for b in live:
-                gp = sum(self.state[params[i]]["history"].double().T
-                         @ self.state[params[i]]["products"].double() for i in blocks[b])
+                gp = sum(hist64[i].T @ self.state[params[i]]["products"].double()
+                         for i in blocks[b])
                 small = inv_factors[b] @ gp @ inv_factors[b].T  # R^-T (G^T P) R^-1
                 smalls[b] = 0.5 * (small + small.T)
             return smalls
-        # V = G R^-1 = G L^-T, per parameter, in the parameter's dtype
-        bases = {i: (self.state[params[i]]["history"].double() @ inv_factors[b].T)
-                 .to(params[i].dtype) for b in live for i in blocks[b]}
+        # V = G R^-1 = G L^-T, per parameter: float64 for S, the parameter's dtype for H V
+        bases64 = {i: hist64[i] @ inv_factors[b].T for b in live for i in blocks[b]}
+        bases = {i: v.to(params[i].dtype) for i, v in bases64.items()}
         k = {b: inv_factors[b].shape[0] for b in live}
         block_of = {i: b for b in live for i in blocks[b]}
         if self.mode == "per_tensor":  # one call per tensor and column: H_bb V_b[:, j]
@@ -322,7 +327,7 @@ class AdaSub(GlobalStateOptimizer):
                 ys[i].append(h.reshape(-1))
         smalls = {}
         for b in live:
-            small = sum(bases[i].double().T @ torch.stack(ys[i], dim=1).double()
+            small = sum(bases64[i].T @ torch.stack(ys[i], dim=1).double()
                         for i in blocks[b])
             smalls[b] = 0.5 * (small + small.T)
         return smalls
