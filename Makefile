@@ -68,19 +68,22 @@ gpu-check: $(STAMP)
 
 # The report end to end (scripts/reproduce.py): trains what Tables I, III and Figures 1-5 need,
 # skipping finished runs and resuming killed ones, then writes results/$(SCALE)/table{1,3}.*
-# and figures/. REPRODUCE_ARGS: e.g. "--seeds 42" or "-- trainer.max_steps=10".
+# and figures/. REPRODUCE_ARGS: e.g. "--seeds 42" or "-- trainer.max_steps=10". LAUNCHER: a
+# configs/hydra/launcher/ name (slurm_a100, slurm_v100, local): every run becomes a submitit job.
 REPRODUCE_ARGS ?=
+LAUNCHER ?=
+LAUNCH := $(if $(LAUNCHER),--launcher $(LAUNCHER))
 reproduce: $(STAMP)
-	$(PY) scripts/reproduce.py --scale $(SCALE) $(REPRODUCE_ARGS)
+	$(PY) scripts/reproduce.py --scale $(SCALE) $(LAUNCH) $(REPRODUCE_ARGS)
 
 reproduce-table1: $(STAMP)
-	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table1 $(REPRODUCE_ARGS)
+	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table1 $(LAUNCH) $(REPRODUCE_ARGS)
 
 reproduce-table3: $(STAMP)
-	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table3 $(REPRODUCE_ARGS)
+	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table3 $(LAUNCH) $(REPRODUCE_ARGS)
 
 reproduce-figures: $(STAMP)
-	$(PY) scripts/reproduce.py --scale $(SCALE) --parts figures $(REPRODUCE_ARGS)
+	$(PY) scripts/reproduce.py --scale $(SCALE) --parts figures $(LAUNCH) $(REPRODUCE_ARGS)
 
 # Learning-rate sweeps at embedded scale (Hydra multirun), scored on questions held out of the
 # training split; then results/$(SCALE)/tuning/tuning.{csv,png}. The demo configs cite them.
