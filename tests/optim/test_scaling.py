@@ -51,23 +51,24 @@ def make(cfg, dtype=torch.float64, seed=1):
     return model, build_optimizer(cfg, model, num_training_steps=10)
 
 
-def loss_fn_for(model, autocast=None):
+def loss_fn_for(model, autocast=None, factor=1.0):
     def loss_fn(b):
         ctx = autocast() if autocast else torch.autocast("cpu", enabled=False)
         with ctx:
             out = model(b["input_ids"])
-        return torch.nn.functional.cross_entropy(out.float() if autocast else out, b["labels"])
+        loss = torch.nn.functional.cross_entropy(out.float() if autocast else out, b["labels"])
+        return loss * factor
     return loss_fn
 
 
-def train(cfg, data, scale=None, dtype=torch.float64, autocast=None):
+def train(cfg, data, scale=None, dtype=torch.float64, autocast=None, factor=1.0):
     """The trainer's step (train/trainer.py: Trainer._train_step) with or without a scaler."""
     model, opt = make(cfg, dtype)
     scaler = LossScaler(init_scale=scale, growth_interval=10**6) if scale else None
     if scaler is not None:
         opt.skip_nonfinite_curvature = True
     for b in data:
-        loss, kw = backward_for_step(loss_fn_for(model, autocast), b, opt,
+        loss, kw = backward_for_step(loss_fn_for(model, autocast, factor), b, opt,
                                      loss_scale=scaler.scale if scaler else 1.0)
         if scaler is not None:
             assert scaler.unscale_(model.parameters())
@@ -99,26 +100,27 @@ def test_any_scale_matches_to_rounding(cfg):
 
 
 def test_fp16_autocast_hutchinson_estimate_matches_fp32_to_fp16_rounding():
-    """One AdaHessian step: v (the squared Hutchinson estimate) under fp16 autocast with a
-    2^16 loss scale against float32 without either; without the scale, fp16 products of this
-    size underflow (checked too)."""
+    """One AdaHessian step on a loss of order 1e-6 (fp16's smallest normal number is 6e-5):
+    under fp16 autocast with a 2^16 loss scale its Hutchinson estimate is the float32 one to
+    fp16 rounding; without the scale the products underflow in the fp16 backward."""
     cfg = {"name": "adahessian", "lr": 0.05, "block_size": 1}
     data = batches(1, dtype=torch.float32)
-    data[0]["input_ids"] = data[0]["input_ids"] * 1e-3  # small activations: tiny products
 
     def autocast():
         return torch.autocast("cpu", dtype=torch.float16)
 
-    _, ref = train(cfg, data, dtype=torch.float32)
-    _, fp16 = train(cfg, data, scale=2.0**16, dtype=torch.float32, autocast=autocast)
-    _, unscaled = train(cfg, data, dtype=torch.float32, autocast=autocast)
+    kw = dict(dtype=torch.float32, factor=1e-6)
+    _, ref = train(cfg, data, **kw)
+    _, fp16 = train(cfg, data, scale=2.0**16, autocast=autocast, **kw)
+    _, unscaled = train(cfg, data, autocast=autocast, **kw)
     key = "exp_hessian_diag_sq"
-    for p, q, u in zip(ref.state.values(), fp16.state.values(), unscaled.state.values(),
-                       strict=True):
-        v_ref, v16 = p[key].sqrt(), q[key].sqrt()  # |D| up to (1 - beta2)^(1/2)
-        err = (v16 - v_ref).abs().max() / v_ref.abs().max()
-        assert err < 2e-2, err  # fp16 has an 11-bit significand
-        assert (u[key] == 0).float().mean() >= (q[key] == 0).float().mean()
+
+    def error(state):  # largest error of |D| (sqrt of v) relative to the largest entry
+        return max(float((s[key].sqrt() - r[key].sqrt()).abs().max() / r[key].sqrt().max())
+                   for s, r in zip(state.values(), ref.state.values(), strict=True))
+
+    assert error(fp16.state) < 5e-3  # fp16 has an 11-bit significand (measured: 6e-4)
+    assert error(unscaled.state) > 0.1  # measured: 0.61
 
 
 def test_gradient_overflow_skips_the_step_and_backs_off(monkeypatch):
