@@ -248,7 +248,7 @@ class Trainer:
         if resume_ckpt is not None:
             optimizer.load_state_dict(resume_ckpt["optimizer"])
             scheduler.load_state_dict(resume_ckpt["scheduler"])
-            if self.scaler is not None:
+            if self.scaler is not None and "scaler" in resume_ckpt:  # else: a fresh scale
                 self.scaler.load_state_dict(resume_ckpt["scaler"])
         log.info("phase %d: %s for %d epoch(s), %d steps per epoch", phase.index, phase.name,
                  phase.epochs, self.steps_per_epoch)
