@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 SCALE ?= demo
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo demo-pretrained test lint bench reproduce reproduce-table1 reproduce-table3 reproduce-figures tune report spectrum clean
+.PHONY: help install demo demo-pretrained test lint bench gpu-check reproduce reproduce-table1 reproduce-table3 reproduce-figures tune report spectrum clean
 
 help:
 	@echo "make install            create $(VENV) and install torch + secondorder[dev]"
@@ -21,6 +21,7 @@ help:
 	@echo "make reproduce-table3   only Table III's hand-off runs (and the AdamW run they start from)"
 	@echo "make reproduce-figures  only the runs of Figures 1-5"
 	@echo "make bench              per-step time and memory of every optimizer as ratios to AdamW (GPU if present)"
+	@echo "make gpu-check          everything to verify on a GPU in <= 8 min (GPU_CHECK_ARGS=--dry-run: the plan)"
 	@echo "make tune               lr sweeps at embedded scale on held-out training questions -> results/demo/tuning/"
 	@echo "make report             rebuild tables/figures in results/ from existing runs"
 	@echo "make spectrum           blockwise Hessian spectra + JS0 of the demo model (paper: Table I AdamW) at init and after training"
@@ -40,6 +41,8 @@ $(STAMP): pyproject.toml Makefile
 	# these come without dependencies and their pure-Python ones are named here.
 	$(PY) -m pip install -q einops opt_einsum linear_operator
 	$(PY) -m pip install -q --no-deps curvlinops-for-pytorch==3.0.1 backpack-for-pytorch einconv unfoldNd
+	# make bench's comparison rows, the public AdaHessians (without dependencies: they ask for torch)
+	$(PY) -m pip install -q --no-deps pytorch_optimizer==4.1.0 torch_optimizer==0.3.0 pytorch_ranger==0.1.1
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -58,21 +61,29 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_step.py
 
+# Everything to verify on a GPU (configs/gpu_check.yaml), <= 8 min on one H100 / H200; writes
+# results/gpu_check/<device>.json. GPU_CHECK_ARGS: e.g. --dry-run, --wheels DIR, --steps bench.
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py $(GPU_CHECK_ARGS)
+
 # The report end to end (scripts/reproduce.py): trains what Tables I, III and Figures 1-5 need,
 # skipping finished runs and resuming killed ones, then writes results/$(SCALE)/table{1,3}.*
-# and figures/. REPRODUCE_ARGS: e.g. "--seeds 42" or "-- trainer.max_steps=10".
+# and figures/. REPRODUCE_ARGS: e.g. "--seeds 42" or "-- trainer.max_steps=10". LAUNCHER: a
+# configs/hydra/launcher/ name (slurm_a100, slurm_v100, local): every run becomes a submitit job.
 REPRODUCE_ARGS ?=
+LAUNCHER ?=
+LAUNCH := $(if $(LAUNCHER),--launcher $(LAUNCHER))
 reproduce: $(STAMP)
-	$(PY) scripts/reproduce.py --scale $(SCALE) $(REPRODUCE_ARGS)
+	$(PY) scripts/reproduce.py --scale $(SCALE) $(LAUNCH) $(REPRODUCE_ARGS)
 
 reproduce-table1: $(STAMP)
-	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table1 $(REPRODUCE_ARGS)
+	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table1 $(LAUNCH) $(REPRODUCE_ARGS)
 
 reproduce-table3: $(STAMP)
-	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table3 $(REPRODUCE_ARGS)
+	$(PY) scripts/reproduce.py --scale $(SCALE) --parts table3 $(LAUNCH) $(REPRODUCE_ARGS)
 
 reproduce-figures: $(STAMP)
-	$(PY) scripts/reproduce.py --scale $(SCALE) --parts figures $(REPRODUCE_ARGS)
+	$(PY) scripts/reproduce.py --scale $(SCALE) --parts figures $(LAUNCH) $(REPRODUCE_ARGS)
 
 # Learning-rate sweeps at embedded scale (Hydra multirun), scored on questions held out of the
 # training split; then results/$(SCALE)/tuning/tuning.{csv,png}. The demo configs cite them.
@@ -80,6 +91,7 @@ TUNE_ARGS ?=
 tune: $(STAMP)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adamw resume=true $(TUNE_ARGS)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adahessian resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub resume=true $(TUNE_ARGS)
 	$(PY) scripts/report.py tuning --scale $(SCALE)
 
 report: $(STAMP)

@@ -21,7 +21,8 @@ def fake_run(root: Path, experiment: str, seed: int, f1: float, exact: float, ep
     (run / "eval.json").write_text(json.dumps({"f1": f1, "exact": exact, "HasAns_f1": f1 + 10,
                                                "NoAns_f1": f1 - 10}))
     (run / "epochs.jsonl").write_text("".join(
-        json.dumps({"epoch": i + 1, "time_s": t, "rss_gib": peak * (0.9 if i else 1.0)}) + "\n"
+        json.dumps({"epoch": i + 1, "time_s": t, "steps": 10,
+                    "rss_gib": peak * (0.9 if i else 1.0)}) + "\n"
         for i, t in enumerate(epoch_times)))
     (run / "metrics.jsonl").write_text("".join(
         json.dumps({"step": i + 1, "epoch": (i + 1) / len(losses), "loss": loss,
@@ -60,3 +61,26 @@ def test_table1_rows_means_ratios_and_time_to_target(tmp_path):
     table = list(csv.DictReader(out.with_suffix(".csv").open()))
     assert table[0]["row"] == "AdamW" and float(table[0]["f1_std"]) == pytest.approx(2.8284, 1e-4)
     assert float(table[2]["time_per_epoch_s"]) == 30.0 and table[1]["f1_mean"] == ""  # k=0.5
+
+
+def test_time_per_step_is_the_median_over_epochs_and_rows_without_paper_numbers(tmp_path):
+    """Per-step time compares runs whose epochs differ in length (AdaSub on a subsample), the
+    median ignores one epoch slowed by another job, and a row the paper has no number for
+    shows a dash."""
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (paper / "table1.csv").write_text("row,experiment,f1,exact\nAdamW,table1_adamw,80.5,77.0\n"
+                                      "AdaSub,table1_adasub,,\n")
+    fake_run(tmp_path, "table1_adamw", 1, 50.0, 40.0, [10.0, 10.0, 25.0], 2.0)  # 1 s/step
+    run = tmp_path / "demo" / "table1_adasub" / "seed1"
+    fake_run(tmp_path, "table1_adasub", 1, 45.0, 40.0, [20.0, 90.0, 21.0], 2.0)
+    (run / "epochs.jsonl").write_text("".join(  # 5-step epochs: 4, 18, 4.2 s/step
+        json.dumps({"epoch": i + 1, "time_s": t, "steps": 5, "rss_gib": 2.0}) + "\n"
+        for i, t in enumerate([20.0, 90.0, 21.0])))
+    rows, markdown = comparison_table("table1", tmp_path, "demo", paper_dir=paper)
+    assert rows[0]["time_per_step_s"] == [1.0] and rows[1]["time_per_step_s"] == [4.2]
+    assert rows[1]["paper_f1"] is None
+    assert "| AdaSub | 45.00 | 40.00 | 55.00 | 35.00 | — | — | 1 | 4.20× | 1.00× |" in markdown
+    out = write_table("table1", tmp_path, "demo", paper_dir=paper)
+    table = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert table[1]["paper_f1"] == "" and float(table[1]["time_per_step_s"]) == 4.2

@@ -41,3 +41,29 @@ def test_two_job_multirun_through_submitit_local(tmp_path):
     assert [r.name for r in runs] == ["adamw-seed1", "adamw-seed2"]
     assert all(is_complete(r) for r in runs)
     assert any((tmp_path / "demo" / "table1_adamw" / ".submitit").iterdir())
+
+
+def test_reproduce_through_the_launcher_in_two_waves(tmp_path):
+    """make reproduce LAUNCHER=local: Table III's runs as submitit jobs, the AdamW run first,
+    then its three hand-offs at once; then the table, as without a launcher."""
+    cmd = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--parts", "table3",
+           "--seeds", "1", "--launcher", "local", "--", *TINY, "trainer.epochs=3",
+           f"results_root={tmp_path}", f"cache_dir={tmp_path / 'cache'}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    submitted = [line for line in out.stdout.splitlines() if line.startswith("reproduce: submit")]
+    assert submitted[0] == "reproduce: submitting demo/table1_adamw seeds [1] (local)"
+    assert len(submitted) == 4 and all("table3_handoff" in s for s in submitted[1:])
+    for experiment in ("table1_adamw", "table3_handoff_lr3e-3", "table3_handoff_lr3e-4",
+                       "table3_handoff_lr3e-5"):
+        (run,) = experiment_runs(tmp_path, f"demo/{experiment}")
+        assert is_complete(run)
+    assert (tmp_path / "demo" / "table3.md").exists()
+
+
+def test_reproduce_names_an_unknown_launcher():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--launcher",
+                          "slurm"], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1].startswith(
+        "reproduce: --launcher slurm: no configs/hydra/launcher/slurm.yaml; known: ['local', ")

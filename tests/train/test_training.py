@@ -121,6 +121,35 @@ def test_killed_adahessian_run_resumes_its_curvature_log(tmp_path):
     assert len(logs[0]) == steps > 8 and logs[0] == logs[1]
 
 
+def test_fp16_run_skips_overflows_backs_off_and_resumes_exactly(tmp_path):
+    """fp16 autocast (CPU) with loss scaling: a 2^12 start overflows here, the scale backs off to a
+    working value, grows after clean intervals, and a killed run resumes to the same logs."""
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    common = ("optimizer=adahessian", "optimizer.lr=1e-3", "trainer.mixed_precision=fp16",
+              "trainer.loss_scale.init_scale=4096.0",
+              "trainer.loss_scale.growth_interval=2", "trainer.epochs=1",
+              "trainer.log_every_steps=1", "trainer.checkpoint_every_steps=5", cache)
+    straight = small_cfg(tmp_path / "a", *common)
+    run(straight)
+    log = read_jsonl(Path(straight.run_dir) / "metrics.jsonl")
+    scales = [r["loss_scale"] for r in log]
+    assert log[-1]["overflow_skips"] >= 1 and min(scales) < 2.0**12
+    assert any(b > a for a, b in zip(scales, scales[1:], strict=False))  # it grows again
+    assert all(math.isfinite(r["loss"]) for r in log)
+    state = torch.load(Path(straight.run_dir) / "checkpoints" / "last.pt", weights_only=False)
+    # skipped steps do not count: the optimizer and the schedule saw only the others
+    assert state["optimizer"]["secondorder"]["step"] == len(log) - log[-1]["overflow_skips"]
+    assert state["scheduler"]["last_epoch"] == state["optimizer"]["secondorder"]["step"]
+    killed = small_cfg(tmp_path / "b", *common, "trainer.stop_after_steps=8")
+    with pytest.raises(StopRequested):
+        run(killed)
+    run(small_cfg(tmp_path / "b", *common, "resume=true"))
+    keys = ("step", "loss", "lr", "loss_scale", "overflow_skips")
+    logs = [[{k: r[k] for k in keys} for r in read_jsonl(Path(c.run_dir) / "metrics.jsonl")]
+            for c in (straight, killed)]
+    assert logs[0] == logs[1]
+
+
 def test_max_steps_ends_the_run_mid_epoch_on_the_full_schedule(tmp_path):
     cfg = small_cfg(tmp_path, "trainer.max_steps=5", "trainer.log_every_steps=1")
     result = run(cfg)

@@ -175,7 +175,7 @@ def plan(bench: dict, selected: list[str] | None, bf16: bool,
             c = comparisons[name]
             if not package_available(c["package"]):
                 skipped.append({"setting": name, "reason": f"package {c['package']!r} is not "
-                                "importable (pip install pytorch_optimizer to time it)"})
+                                f"importable (pip install --no-deps {c['package']} to time it)"})
                 continue
             like = settings[c["like"]]
             source = optimizer_config(like["optimizer"], like.get("overrides"))

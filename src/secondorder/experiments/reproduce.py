@@ -30,22 +30,57 @@ def planned_runs(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
                 args = [f"experiment={scale}/{experiment}", f"seed={seed}", *overrides]
                 cfg = compose("train", overrides=args)
                 plan.append({"experiment": f"{scale}/{experiment}", "seed": seed,
-                             "run_dir": str(cfg.run_dir), "overrides": args})
+                             "run_dir": str(cfg.run_dir), "overrides": args,
+                             # a hand-off starts from another run's checkpoint: a later wave
+                             "starts_from_run": bool(cfg.strategy.get("init_from"))})
     return plan
 
 
+def launch_waves(todo: list[dict], launcher: str, overrides: list[str]) -> int:
+    """Train `todo` through Hydra's submitit launcher (configs/hydra/launcher/<launcher>.yaml):
+    one multirun per experiment over its seeds, all experiments of a wave at once (each
+    multirun waits for its jobs); the hand-offs form a second wave, after the runs they start
+    from. Returns the first non-zero exit code, or 0."""
+    waves = [[r for r in todo if not r["starts_from_run"]], [r for r in todo if r["starts_from_run"]]]
+    for wave in waves:
+        by_experiment: dict[str, list[int]] = {}
+        for r in wave:
+            by_experiment.setdefault(r["experiment"], []).append(r["seed"])
+        procs = []
+        for experiment, seeds in by_experiment.items():
+            cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m",
+                   f"hydra/launcher={launcher}", f"experiment={experiment}",
+                   f"seed={','.join(str(s) for s in seeds)}", *overrides, "resume=true"]
+            print(f"reproduce: submitting {experiment} seeds {seeds} ({launcher})", flush=True)
+            procs.append((experiment, subprocess.Popen(cmd, cwd=ROOT)))
+        codes = [(e, p.wait()) for e, p in procs]
+        failed = [(e, c) for e, c in codes if c != 0]
+        if failed:
+            for e, c in failed:
+                print(f"reproduce: {e} failed (exit {c}); fix it and run again: finished runs "
+                      "are kept", file=sys.stderr)
+            return failed[0][1]
+    return 0
+
+
 def reproduce(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
-              overrides: list[str], *, dry_run: bool = False) -> int:
+              overrides: list[str], *, dry_run: bool = False, launcher: str | None = None) -> int:
+    """`launcher`: a configs/hydra/launcher/ name (slurm_a100, slurm_v100, local): the runs go
+    to it as Hydra multiruns (`launch_waves`) instead of training here one after another."""
     from secondorder.report.figures import write_figures
     from secondorder.report.tables import write_table
 
+    if launcher and not (CONFIGS / "hydra" / "launcher" / f"{launcher}.yaml").exists():
+        known = sorted(p.stem for p in (CONFIGS / "hydra" / "launcher").glob("*.yaml"))
+        raise SystemExit(f"reproduce: --launcher {launcher}: no configs/hydra/launcher/"
+                         f"{launcher}.yaml; known: {known}")
     plan = planned_runs(scale, parts, seeds, overrides)
     t0 = time.time()
     for i, run in enumerate(plan, 1):
         state = "done" if is_complete(run["run_dir"]) else "to train"
         print(f"[{i}/{len(plan)}] {run['experiment']} seed {run['seed']}: {state}  "
               f"({run['run_dir']})", flush=True)
-        if dry_run or state == "done":
+        if dry_run or state == "done" or launcher:
             run["seconds"] = 0.0
             continue
         start = time.time()
@@ -58,6 +93,11 @@ def reproduce(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
             return code
     if dry_run:
         return 0
+    if launcher:
+        todo = [r for r in plan if not is_complete(r["run_dir"])]
+        code = launch_waves(todo, launcher, overrides)
+        if code != 0:
+            return code
     results = Path(plan[0]["run_dir"]).parents[2] if plan else ROOT / "results"
     made = [write_table(t, results, scale) for t in ("table1", "table3") if t in parts]
     if "figures" in parts:

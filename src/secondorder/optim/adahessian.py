@@ -179,6 +179,11 @@ class AdaHessian(GlobalStateOptimizer):
         # parameter at the last refresh, counted only while `track_negatives` is on.
         self.track_negatives = False
         self.negative_share: dict[int, float] = {}
+        # Loss scaling (secondorder.optim.scaling), set by the trainer under fp16: a non-finite
+        # Hutchinson estimate then skips the step (state, counters and Rademacher stream left
+        # as they were) and sets `step_skipped`, so that the scaler backs off.
+        self.skip_nonfinite_curvature = False
+        self.step_skipped = False
         self._last_lrs: list[float] = []  # the lr of each group in the last step
         self._global: dict[str, Any] = {"step": 0, "hessian_step": 0}
         self._generators: dict[str, torch.Generator] = {}
@@ -325,8 +330,22 @@ class AdaHessian(GlobalStateOptimizer):
                 owners.append(group)
 
         diag: dict[int, Tensor] = {}
+        self.step_skipped = False
         if refresh and params:
+            streams = {k: g.get_state() for k, g in self._generators.items()}
+            negatives = self.negative_share
             est = self._hessian_diagonal(params, grads, owners, hessian_scale)
+            if self.skip_nonfinite_curvature and not all(
+                    bool(torch.isfinite(d).all()) for d in est):
+                for key, gen in self._generators.items():  # as if no z had been drawn
+                    if key in streams:
+                        gen.set_state(streams[key])
+                self.negative_share = negatives
+                self._generators = {k: g for k, g in self._generators.items() if k in streams}
+                for p in params:
+                    p.grad = p.grad.detach()
+                self.step_skipped = True
+                return loss
             diag = {id(p): d for p, d in zip(params, est, strict=True)}
         # Free the double-backward graph: no gradient may keep it alive after the step.
         for p in params:

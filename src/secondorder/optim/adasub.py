@@ -71,6 +71,10 @@ from .curvature import hessian_vector_product
 
 __all__ = ["AdaSub", "MODES"]
 
+
+class _CurvatureOverflow(Exception):
+    """Non-finite products under loss scaling: the step is skipped (AdaSub.step)."""
+
 MODES = ("per_tensor", "fused", "model")
 
 
@@ -119,6 +123,11 @@ class AdaSub(GlobalStateOptimizer):
         # coeff: the model block's k x k matrix (mode "model"; per-tensor blocks keep theirs
         # in self.state[p]["coeff"])
         self._global: dict[str, Any] = {"step": 0, "fallbacks": 0, "skipped": 0, "coeff": None}
+        # Loss scaling (secondorder.optim.scaling), set by the trainer under fp16: non-finite
+        # Hessian products then skip the whole step (every state as it was) and set
+        # `step_skipped`, so that the scaler backs off, instead of a counted gradient step.
+        self.skip_nonfinite_curvature = False
+        self.step_skipped = False
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -195,13 +204,9 @@ class AdaSub(GlobalStateOptimizer):
                 if state[key].shape[1] != len(keep):
                     state[key] = state[key][:, keep].contiguous()
 
-    def _gram(self, block, params) -> Tensor:
-        total = None
-        for i in block:
-            g = self.state[params[i]]["history"].double()
-            part = g.T @ g
-            total = part if total is None else total + part
-        return total
+    @staticmethod
+    def _gram(block, hist64: dict[int, Tensor]) -> Tensor:
+        return sum(hist64[i].T @ hist64[i] for i in block)
 
     def _independent(self, gram: Tensor) -> list[int]:
         """Columns (in history order) that span the history, the newest kept first."""
@@ -237,25 +242,36 @@ class AdaSub(GlobalStateOptimizer):
         (non-finite gradient)."""
         status = []
         inv_factors: dict[int, Tensor] = {}  # block -> L^-1, where G^T G = L L^T (kept columns)
+        hist64: dict[int, Tensor] = {}  # parameter index -> its history in float64
         for b, block in enumerate(blocks):
             if not all(bool(torch.isfinite(grads[i]).all()) for i in block):
                 status.append("skip")
                 continue
             self._push(block, params, grads)
-            keep = self._independent(self._gram(block, params))
-            self._keep_columns(block, params, keep)
+            for i in block:  # float64 once per refresh: the Gram matrix, S and V use it
+                hist64[i] = self.state[params[i]]["history"].double()
+            gram = self._gram(block, hist64)
+            keep = self._independent(gram)
+            if len(keep) < gram.shape[0]:
+                self._keep_columns(block, params, keep)
+                for i in block:
+                    hist64[i] = hist64[i][:, keep]
+                gram = gram[keep][:, keep]
             if not keep:
                 status.append("zero")
                 continue
             try:
-                factor = torch.linalg.cholesky(self._gram(block, params))
+                factor = torch.linalg.cholesky(gram)
                 eye = torch.eye(len(keep), dtype=torch.float64, device=factor.device)
                 inv_factors[b] = torch.linalg.solve_triangular(factor, eye, upper=False)
                 status.append("subspace")
             except RuntimeError:  # numerically singular despite the rank test
                 status.append("gradient")
         live = [b for b, s in enumerate(status) if s == "subspace"]
-        smalls = self._subspace_hessians(params, grads, blocks, live, inv_factors)
+        smalls = self._subspace_hessians(params, grads, blocks, live, inv_factors, hist64)
+        if self.skip_nonfinite_curvature and not all(
+                bool(torch.isfinite(smalls[b]).all()) for b in live):
+            raise _CurvatureOverflow
         for b in live:
             coeff = self._inverse(smalls[b] * float(hessian_scale), inv_factors[b])
             if coeff is None:
@@ -271,7 +287,8 @@ class AdaSub(GlobalStateOptimizer):
                 self._set_coeff(blocks[b], params, torch.zeros(0, 0, dtype=torch.float64))
         return status
 
-    def _subspace_hessians(self, params, grads, blocks, live, inv_factors) -> dict[int, Tensor]:
+    def _subspace_hessians(self, params, grads, blocks, live, inv_factors,
+                           hist64) -> dict[int, Tensor]:
         """S = V^T H V (float64, symmetrised, not yet scaled) for every live block."""
         if not live:
             return {}
@@ -287,14 +304,14 @@ class AdaSub(GlobalStateOptimizer):
                     self.state[params[i]]["products"][:, -1] = h.reshape(-1)
             smalls = {}
             for b in live:
-                gp = sum(self.state[params[i]]["history"].double().T
-                         @ self.state[params[i]]["products"].double() for i in blocks[b])
+                gp = sum(hist64[i].T @ self.state[params[i]]["products"].double()
+                         for i in blocks[b])
                 small = inv_factors[b] @ gp @ inv_factors[b].T  # R^-T (G^T P) R^-1
                 smalls[b] = 0.5 * (small + small.T)
             return smalls
-        # V = G R^-1 = G L^-T, per parameter, in the parameter's dtype
-        bases = {i: (self.state[params[i]]["history"].double() @ inv_factors[b].T)
-                 .to(params[i].dtype) for b in live for i in blocks[b]}
+        # V = G R^-1 = G L^-T, per parameter: float64 for S, the parameter's dtype for H V
+        bases64 = {i: hist64[i] @ inv_factors[b].T for b in live for i in blocks[b]}
+        bases = {i: v.to(params[i].dtype) for i, v in bases64.items()}
         k = {b: inv_factors[b].shape[0] for b in live}
         block_of = {i: b for b in live for i in blocks[b]}
         if self.mode == "per_tensor":  # one call per tensor and column: H_bb V_b[:, j]
@@ -310,7 +327,7 @@ class AdaSub(GlobalStateOptimizer):
                 ys[i].append(h.reshape(-1))
         smalls = {}
         for b in live:
-            small = sum(bases[i].double().T @ torch.stack(ys[i], dim=1).double()
+            small = sum(bases64[i].T @ torch.stack(ys[i], dim=1).double()
                         for i in blocks[b])
             smalls[b] = 0.5 * (small + small.T)
         return smalls
@@ -349,9 +366,22 @@ class AdaSub(GlobalStateOptimizer):
                 "True; call loss.backward(create_graph=True) on them"
             )
         blocks = self._blocks(len(params))
+        self.step_skipped = False
         if refresh:
-            with torch.enable_grad():
-                status = self._refresh(params, grads, blocks, hessian_scale)
+            # the refresh replaces state tensors rather than writing into them: a shallow copy
+            # is a snapshot
+            snapshot = ({p: dict(self.state[p]) for p in params}, dict(self._global))
+            try:
+                with torch.enable_grad():
+                    status = self._refresh(params, grads, blocks, hessian_scale)
+            except _CurvatureOverflow:
+                for p, saved in snapshot[0].items():
+                    self.state[p] = saved
+                    if p.grad is not None:
+                        p.grad = p.grad.detach()
+                self._global = snapshot[1]
+                self.step_skipped = True
+                return loss
         else:
             status = []
             for block in blocks:

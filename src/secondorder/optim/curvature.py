@@ -71,9 +71,8 @@ def hessian_vector_product(
         )
     # Only gradients that carry a graph can be differentiated again.
     idx = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
-    result = [torch.zeros_like(p) for p in params]
     if not idx:
-        return result
+        return [torch.zeros_like(p) for p in params]
     hv = torch.autograd.grad(
         [grads[i] for i in idx],
         params,
@@ -81,10 +80,8 @@ def hessian_vector_product(
         retain_graph=retain_graph,
         allow_unused=True,
     )
-    for i, h in enumerate(hv):
-        if h is not None:
-            result[i] = h
-    return result
+    # zeros only where autograd found no path (no model-sized allocation that is overwritten)
+    return [torch.zeros_like(p) if h is None else h for p, h in zip(params, hv, strict=True)]
 
 
 def hutchinson_diagonal(

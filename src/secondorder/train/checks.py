@@ -62,9 +62,11 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.stop_after_steps": POSITIVE_INT_OR_NULL,
     "trainer.max_steps": POSITIVE_INT_OR_NULL,
     "trainer.grad_clip_norm": (lambda x: x is None or (_num(x) and x > 0), "a number > 0, or null"),
-    "trainer.mixed_precision": (lambda x: x in ("no", "bf16"),
-                                "'no' or 'bf16' (fp16 loss scaling would also scale the "
-                                "Hessian-vector products)"),
+    "trainer.mixed_precision": (lambda x: x in ("no", "bf16", "fp16"), "'no', 'bf16' or 'fp16'"),
+    "trainer.loss_scale.init_scale": (lambda x: _num(x) and x > 0, "a number > 0"),
+    "trainer.loss_scale.growth_factor": (lambda x: _num(x) and x > 1, "a number > 1"),
+    "trainer.loss_scale.backoff_factor": (lambda x: _num(x) and 0 < x < 1, "a number in (0, 1)"),
+    "trainer.loss_scale.growth_interval": POSITIVE_INT,
     "trainer.cpu": BOOL,
     "trainer.progress": BOOL,
     "trainer.keep_epoch_checkpoints": BOOL,
@@ -135,6 +137,8 @@ RESUME_SAFE = (
     "resume", "overwrite", "cache_dir", "results_root", "run_dir", "logger",
     "trainer.progress", "trainer.log_every_steps", "trainer.eval_every_steps",
     "trainer.checkpoint_every_steps", "trainer.stop_after_steps", "trainer.curvature_telemetry",
+    # the scaler's state (its scale) is in the checkpoint; these settings only shape what follows
+    "trainer.loss_scale",
     "eval.batch_size", "data.num_proc",
 )
 

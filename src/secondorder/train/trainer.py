@@ -28,6 +28,7 @@ from secondorder.curvature.blocks import role_blocks
 from secondorder.data.squad import epoch_order, iterate_batches
 from secondorder.optim import build_optimizer
 from secondorder.optim.protocol import backward_for_step, batch_loss
+from secondorder.optim.scaling import LossScaler
 from secondorder.optim.telemetry import curvature_telemetry, has_telemetry
 from secondorder.qa.metric import squad_v2_scores
 from secondorder.qa.postprocess import postprocess_predictions
@@ -126,15 +127,23 @@ class Trainer:
         from accelerate import Accelerator
 
         self.cfg, self.tcfg = cfg, cfg["trainer"]
-        if self.tcfg["mixed_precision"] not in ("no", "bf16"):
+        precision = self.tcfg["mixed_precision"]
+        if precision not in ("no", "bf16", "fp16"):
             raise ValueError(
-                "trainer.mixed_precision must be 'no' or 'bf16' (fp16 needs loss scaling, which "
-                f"would also scale Hessian-vector products); got {self.tcfg['mixed_precision']!r}"
-            )
+                f"trainer.mixed_precision must be 'no', 'bf16' or 'fp16'; got {precision!r}")
+        # fp16: our autocast and loss scaler (secondorder.optim.scaling), which also unscale the
+        # Hessian-vector products; accelerate's scaler does not know about them
         self.accelerator = Accelerator(
-            cpu=bool(self.tcfg["cpu"]), mixed_precision=self.tcfg["mixed_precision"]
+            cpu=bool(self.tcfg["cpu"]), mixed_precision="no" if precision == "fp16" else precision
         )
         self.device = self.accelerator.device
+        self.scaler = LossScaler(**self.tcfg["loss_scale"]) if precision == "fp16" else None
+        if precision == "fp16":
+            def autocast():
+                return torch.autocast(self.device.type, dtype=torch.float16)
+            self.autocast = autocast
+        else:
+            self.autocast = self.accelerator.autocast
         self.model = model.to(self.device)
         self.pad_id = tokenizer.pad_token_id
         self.train_features = train_features
@@ -234,9 +243,13 @@ class Trainer:
         scheduler = build_scheduler(self.cfg["schedule"], optimizer, schedule_steps)
         if self.tcfg.get("curvature_telemetry") and has_telemetry(optimizer):
             optimizer.track_negatives = True
+        if self.scaler is not None:  # a curvature overflow skips the step (optim/scaling.py)
+            optimizer.skip_nonfinite_curvature = True
         if resume_ckpt is not None:
             optimizer.load_state_dict(resume_ckpt["optimizer"])
             scheduler.load_state_dict(resume_ckpt["scheduler"])
+            if self.scaler is not None and "scaler" in resume_ckpt:  # else: a fresh scale
+                self.scaler.load_state_dict(resume_ckpt["scaler"])
         log.info("phase %d: %s for %d epoch(s), %d steps per epoch", phase.index, phase.name,
                  phase.epochs, self.steps_per_epoch)
         last_eval = None
@@ -302,6 +315,8 @@ class Trainer:
                 "train_time_s": progress.train_time_s + time.perf_counter() - mark,
                 **meter.read(), **memory_stats(self.device),
                 **optimizer_counters(),  # e.g. AdaSub's adasub/fallbacks, adasub/skipped
+                **({"loss_scale": self.scaler.scale, "overflow_skips": self.scaler.skipped}
+                   if self.scaler is not None else {}),
             }
             self.logger.log("metrics", record)
             if telemetry:
@@ -368,10 +383,11 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- step
     def _loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return batch_loss(self.model, batch, self.device, self.accelerator.autocast)
+        return batch_loss(self.model, batch, self.device, self.autocast)
 
     def _train_step(self, batch, optimizer, scheduler, progress: Progress) -> float:
-        loss, step_kwargs = backward_for_step(self._loss, batch, optimizer)
+        scale = self.scaler.scale if self.scaler is not None else 1.0
+        loss, step_kwargs = backward_for_step(self._loss, batch, optimizer, loss_scale=scale)
         value = float(loss)
         if not math.isfinite(value):
             raise NonFiniteLossError(
@@ -379,11 +395,20 @@ class Trainer:
                 f"epoch {progress.epoch + 1}, batch {progress.batch + 1}); {self._last_good()}. "
                 "Lower the learning rate (or, for AdaHessian, the Hessian power) and start again."
             )
+        if self.scaler is not None and not self.scaler.unscale_(self.model.parameters()):
+            # fp16 gradient overflow: no step, no schedule step, a smaller scale next time
+            optimizer.zero_grad(set_to_none=True)
+            self.scaler.update(overflow=True)
+            return value
         clip = self.tcfg.get("grad_clip_norm")
         if clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
         optimizer.step(lambda: loss, **step_kwargs)
-        scheduler.step()
+        skipped = bool(getattr(optimizer, "step_skipped", False))  # curvature overflow
+        if self.scaler is not None:
+            self.scaler.update(overflow=skipped)
+        if not skipped:
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         return value
 
@@ -397,7 +422,7 @@ class Trainer:
         for batch in iterate_batches(self.eval_features, order, int(self.cfg["eval"]["batch_size"]),
                                      self.pad_id):
             inputs = {k: v.to(self.device) for k, v in batch.items()}
-            with self.accelerator.autocast():
+            with self.autocast():
                 out = self.model(**inputs)
             starts.append(out.start_logits.float().cpu().numpy())
             ends.append(out.end_logits.float().cpu().numpy())
@@ -459,6 +484,7 @@ class Trainer:
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "phase_optimizer": phase.name,
+            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         }
         path = save_checkpoint(self.ckpt_dir / "last.pt", state)
         if epoch_end and self.tcfg.get("keep_epoch_checkpoints"):
