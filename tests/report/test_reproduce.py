@@ -57,6 +57,11 @@ def test_a_second_call_trains_nothing(reproduced, capsys):
     assert reproduce("demo", ("table1", "table3", "figures"), [1, 2], overrides) == 0
     assert capsys.readouterr().out.count(": done") == len(before)
     assert {p: p.stat().st_mtime_ns for p in results.rglob("metrics.jsonl")} == before
+    import json
+
+    calls = json.loads((results / "demo" / "reproduce.json").read_text())["calls"]
+    assert len(calls) == 2 and all(c["parts"] == ["table1", "table3", "figures"] for c in calls)
+    assert sum(r["seconds"] for r in calls[1]["runs"]) == 0.0  # the second trained nothing
 
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"

@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from secondorder.report.paper import needed_experiments
-from secondorder.runs import is_complete, write_json
+from secondorder.runs import is_complete, read_json, write_json
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository (src/secondorder/experiments/)
 CONFIGS = ROOT / "configs"
@@ -103,8 +103,13 @@ def reproduce(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
     if "figures" in parts:
         made += write_figures(results, scale)
     summary = {"scale": scale, "parts": list(parts), "wall_time_s": time.time() - t0,
-               "runs": plan, "files": [str(p) for p in made]}
-    write_json(results / scale / "reproduce.json", summary)
+               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv[1:],
+               "launcher": launcher, "runs": plan, "files": [str(p) for p in made]}
+    # one entry per call, oldest first: a call for one part does not hide the earlier ones
+    path = results / scale / "reproduce.json"
+    previous = read_json(path) if path.exists() else {}
+    calls = previous.get("calls", [previous] if "runs" in previous else [])
+    write_json(path, {"calls": [*calls, summary]})
     for path in made:
         if path.suffix == ".md":
             print(path.read_text())
