@@ -77,3 +77,26 @@ def test_bench_step_demo_model_and_adasub_rows(tmp_path, monkeypatch):
     row = {r["setting"]: r for r in data["rows"]}["adasub_model_m2_reuse"]
     assert row["status"] == "ok" and row["curvature_steps"] == 2
     assert row["optimizer"]["mode"] == "model" and row["optimizer"]["reuse_products"] is True
+
+
+def test_interleaved_adahessian_comparison_at_a_tiny_shape(tmp_path):
+    """scripts/bench_ab.py: every implementation stepped round-robin, medians and ratios in JSON."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_ab.py"
+    spec = importlib.util.spec_from_file_location("bench_ab", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_ab"] = module
+    spec.loader.exec_module(module)
+    result = module.main(["--layers", "1", "--hidden", "32", "--batch-size", "2", "--seq-len",
+                          "16", "--steps", "2", "--out", str(tmp_path)])
+    data = json.loads(next(tmp_path.glob("adahessian_ab_*.json")).read_text())
+    assert data == json.loads(json.dumps(result))
+    names = [r["implementation"] for r in data["rows"]] + data["skipped"]
+    assert names[:2] == ["ours", "ours, public algorithm"] and len(names) == 4
+    for r in data["rows"]:
+        assert len(r["step_times_s"]) == 2 and r["median_s"] > 0
+    if len(data["rows"]) > 2:  # a public implementation is installed (make install)
+        assert min(r["ratio_to_fastest_public"] for r in data["rows"][2:]) == 1.0
