@@ -63,6 +63,28 @@ def _json_default(obj):
     return str(obj)  # Path and anything else printable
 
 
+def publish_directory(target: Path, fill, marker: str) -> Path:
+    """Create directory `target` atomically: `fill(tmp)` writes a private sibling directory,
+    which is then renamed into place, so a reader sees no `target` or a complete one. Several
+    processes may do this at once (the jobs of a multirun sharing a cache): the first rename
+    wins and the others use its copy (`target / marker` must exist then). Returns `target`."""
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        fill(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a cache may be shared
+        try:
+            tmp.rename(target)
+        except OSError:  # another process renamed its complete copy first: use that one
+            if not (target / marker).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:
     """Write `obj` as JSON atomically (temporary file, then rename)."""
     path = Path(path)

@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from secondorder.hub import hub_load
+from secondorder.runs import publish_directory
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +76,8 @@ def local_tokenizer(texts: Iterable[str], *, vocab_size: int, cache_dir: str | P
         return PreTrainedTokenizerFast.from_pretrained(str(path))
     log.info("training a WordPiece tokenizer (vocab %d) on %d texts", vocab_size, len(texts))
     tokenizer = train_wordpiece(texts, vocab_size)
-    # Several jobs of a multirun may train the same tokenizer at once: each writes a private
-    # directory and renames it into place (atomic); a reader sees no directory or a complete one.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        tokenizer.save_pretrained(str(tmp))
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
-        try:
-            tmp.rename(path)
-        except OSError:  # another process renamed its identical copy first: use that one
-            if not (path / "tokenizer.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # several jobs of a multirun may train the same tokenizer at once
+    publish_directory(path, lambda tmp: tokenizer.save_pretrained(str(tmp)), "tokenizer.json")
     return PreTrainedTokenizerFast.from_pretrained(str(path))
 
 

