@@ -132,15 +132,18 @@ def test_gradient_overflow_skips_the_step_and_backs_off(monkeypatch):
     scaler = LossScaler(init_scale=2.0**16)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
-    def overflowing_backward(loss_fn, batch, optimizer, loss_scale=1.0):
-        out = backward_for_step(loss_fn, batch, optimizer, loss_scale)
+    def overflowing_backward(loss_fn, batch, optimizer, loss_scale=1.0, **world):
+        out = backward_for_step(loss_fn, batch, optimizer, loss_scale, **world)
         model.l2.bias.grad = model.l2.bias.grad + math.inf  # as an fp16 overflow leaves it
         return out
 
     monkeypatch.setattr(trainer_module, "backward_for_step", overflowing_backward)
 
+    from secondorder.train.distributed import SINGLE
+
     class Stub:  # what Trainer._train_step uses of the trainer
         tcfg = {"grad_clip_norm": 1.0}
+        world = SINGLE  # one process
 
     stub = Stub()
     stub.scaler, stub.model, stub._loss = scaler, model, loss_fn_for(model)

@@ -158,3 +158,14 @@ def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert "No space left on device" in str(err.value) and "needs about 4 MiB" in str(err.value)
     assert "are free in" in str(err.value) and f"{path} from before is kept" in str(err.value)
     assert path.read_bytes() == before and not (tmp_path / "checkpoints" / "last.pt.tmp").exists()
+
+
+def test_resume_of_a_run_saved_before_param_dtype_existed():
+    """Runs saved before `trainer.param_dtype` existed trained in float32: they resume with the
+    default, and a float64 resume of them is refused."""
+    from secondorder.train.checks import resume_differences
+
+    saved = {"trainer": {"epochs": 3}}
+    assert resume_differences(saved, {"trainer": {"epochs": 3, "param_dtype": "float32"}}) == []
+    assert resume_differences(saved, {"trainer": {"epochs": 3, "param_dtype": "float64"}}) == [
+        "trainer.param_dtype: 'float32' -> 'float64'"]

@@ -33,6 +33,10 @@ and the ``getattr`` defaults apply::
   AdaHessian, AdamW and SGD only return it.
 * Random Rademacher vectors come from a seeded ``torch.Generator`` on the parameters'
   device; give every data-parallel rank the same ``seed``.
+* Data parallel (``secondorder.train.distributed``): each rank calls ``backward_for_step``
+  with its ``rank`` and ``world_size`` on the global batch, sums ``p.grad`` across ranks, and
+  sets ``optimizer.reduce_products`` (AdaHessian, AdaSub) to an in-place sum across ranks,
+  which the optimizer applies to every Hessian-vector product of its local graph.
 """
 
 from .adahessian import AdaHessian

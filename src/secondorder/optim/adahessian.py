@@ -184,6 +184,9 @@ class AdaHessian(GlobalStateOptimizer):
         # as they were) and sets `step_skipped`, so that the scaler backs off.
         self.skip_nonfinite_curvature = False
         self.step_skipped = False
+        # Data parallel (secondorder.train.distributed): sums each Hessian-vector product over
+        # the ranks in place, so that H z is the global batch's; None in a single process.
+        self.reduce_products: Callable[[list[Tensor]], None] | None = None
         self._last_lrs: list[float] = []  # the lr of each group in the last step
         self._global: dict[str, Any] = {"step": 0, "hessian_step": 0}
         self._generators: dict[str, torch.Generator] = {}
@@ -270,7 +273,8 @@ class AdaHessian(GlobalStateOptimizer):
     def _hessian_diagonal(
         self, params: list[Tensor], grads: list[Tensor], groups: list[dict[str, Any]], scale: float
     ) -> list[Tensor]:
-        if not any(g.requires_grad for g in grads):
+        # (under data parallelism a rank whose shard has no curvature examples has no graph)
+        if self.reduce_products is None and not any(g.requires_grad for g in grads):
             raise RuntimeError(
                 "AdaHessian: this step refreshes the Hessian estimate (needs_curvature() is "
                 "True) but no gradient carries an autograd graph; call "
@@ -281,6 +285,8 @@ class AdaHessian(GlobalStateOptimizer):
             zs = [rademacher_like([p], self._generator(p.device))[0] for p in params]
             with torch.enable_grad():
                 hz = hessian_vector_product(grads, params, zs, retain_graph=s < self.n_samples - 1)
+            if self.reduce_products is not None:
+                self.reduce_products(hz)
             est = [(z * h).to(state_dtype(p)) for z, h, p in zip(zs, hz, params, strict=True)]
             if self.track_negatives and s == 0:
                 self.negative_share = {

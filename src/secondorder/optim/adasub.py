@@ -128,6 +128,9 @@ class AdaSub(GlobalStateOptimizer):
         # `step_skipped`, so that the scaler backs off, instead of a counted gradient step.
         self.skip_nonfinite_curvature = False
         self.step_skipped = False
+        # Data parallel (secondorder.train.distributed): sums each Hessian-vector product over
+        # the ranks in place, so that H v is the global batch's; None in a single process.
+        self.reduce_products: Callable[[list[Tensor]], None] | None = None
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -233,7 +236,10 @@ class AdaSub(GlobalStateOptimizer):
             hv = hessian_vector_product(
                 [grads[i] for i in idx], [params[i] for i in idx], [vectors[i] for i in idx],
                 retain_graph=c < len(vectors_per_call) - 1)
-            out.append({i: h.detach() for i, h in zip(idx, hv, strict=True)})
+            hv = [h.detach() for h in hv]
+            if self.reduce_products is not None:  # data parallel: the global batch's H v
+                self.reduce_products(hv)
+            out.append(dict(zip(idx, hv, strict=True)))
         return out
 
     def _refresh(self, params, grads, blocks, hessian_scale: float) -> list[str]:
@@ -360,7 +366,7 @@ class AdaSub(GlobalStateOptimizer):
         if not params:
             return loss
         refresh = self.needs_curvature()
-        if refresh and not any(g.requires_grad for g in grads):
+        if refresh and self.reduce_products is None and not any(g.requires_grad for g in grads):
             raise RuntimeError(
                 "AdaSub needs Hessian-vector products on the steps where needs_curvature() is "
                 "True; call loss.backward(create_graph=True) on them"

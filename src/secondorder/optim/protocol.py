@@ -16,7 +16,7 @@ import torch
 
 from .curvature import curvature_slice_size
 
-__all__ = ["attention_for", "backward_for_step", "batch_loss"]
+__all__ = ["attention_for", "backward_for_step", "batch_loss", "shard_ranges", "split_range"]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,30 @@ def attention_for(curvature: bool):
     return sdpa_kernel(SDPBackend.MATH)
 
 
+def split_range(n: int, rank: int, size: int) -> tuple[int, int]:
+    """Part `rank` of `size` contiguous parts [start, stop) of range(n); the first n % size parts
+    have one item more."""
+    if not 0 <= rank < size:
+        raise ValueError(f"rank must be in [0, {size}); got {rank}")
+    base, extra = divmod(n, size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def shard_ranges(size: int, n_slice: int, rank: int, world_size: int):
+    """This rank's part of a global batch: (head, tail) index ranges.
+
+    The head (examples [0, n_slice), the ones that keep the double-backward graph) and the tail
+    ([n_slice, size)) are each split across the ranks, so that every rank does its share of
+    curvature work and the union over ranks is the single-process batch with the same slice.
+    """
+    h0, h1 = split_range(n_slice, rank, world_size)
+    t0, t1 = split_range(size - n_slice, rank, world_size)
+    return (h0, h1), (n_slice + t0, n_slice + t1)
+
+
 def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer,
-                      loss_scale: float = 1.0):
+                      loss_scale: float = 1.0, *, rank: int = 0, world_size: int = 1):
     """Forward and backward for the coming `optimizer.step`, as the optimizer asks.
 
     Returns the detached (unscaled) batch loss and the keyword arguments for `step()`. With
@@ -48,6 +70,11 @@ def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer,
     `loss_scale` S (fp16, `secondorder.optim.scaling`): the backward runs on S * loss, so p.grad
     holds S g (the caller unscales it) and the products from its graph are S H z, undone by the
     1 / S in the `hessian_scale` returned here.
+
+    Data parallel (`world_size` > 1, `secondorder.train.distributed`): `batch` is the global
+    batch; this rank forwards its `shard_ranges` only, each part weighted by its share of the
+    global batch, so the returned loss, p.grad and the products are this rank's terms of sums
+    over ranks (the caller sums gradients and loss; the optimizer sums products).
     """
     curvature = bool(getattr(optimizer, "needs_curvature", lambda: False)())
     fraction = float(getattr(optimizer, "hessian_batch_fraction", 1.0)) if curvature else 1.0
@@ -56,6 +83,9 @@ def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer,
     hessian_scale = (size / n_slice) / float(loss_scale)
     kwargs = {"hessian_scale": hessian_scale} if curvature and hessian_scale != 1.0 else {}
     with attention_for(curvature):
+        if world_size > 1:
+            return _shard_backward(loss_fn, batch, curvature, n_slice, loss_scale,
+                                   shard_ranges(size, n_slice, rank, world_size)), kwargs
         if n_slice < size:
             head = {k: v[:n_slice] for k, v in batch.items()}
             tail = {k: v[n_slice:] for k, v in batch.items()}
@@ -69,8 +99,24 @@ def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer,
         return loss.detach(), kwargs
 
 
+def _shard_backward(loss_fn, batch, curvature: bool, n_slice: int, loss_scale: float, ranges):
+    """One rank's part of the global batch: the head with the graph (on curvature steps), the
+    tail without; an empty part is skipped (a short last batch can leave a rank nothing)."""
+    size = len(batch["input_ids"])
+    total = torch.zeros(())
+    for (start, stop), graph in zip(ranges, (curvature, False), strict=True):
+        if stop == start:
+            continue
+        part = loss_fn({k: v[start:stop] for k, v in batch.items()}) * ((stop - start) / size)
+        (part * loss_scale).backward(create_graph=graph)
+        total = total.to(part.device) + part.detach()
+    return total
+
+
 def batch_loss(model, batch: Mapping[str, torch.Tensor], device, autocast) -> torch.Tensor:
-    """The model's mean loss on one collated batch (fp32 even under autocast)."""
+    """The model's mean loss on one collated batch (fp32 even under autocast; a float64 model's
+    stays float64)."""
     inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     with autocast():
-        return model(**inputs).loss.float()
+        loss = model(**inputs).loss
+    return loss if loss.dtype == torch.float64 else loss.float()

@@ -67,6 +67,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.loss_scale.growth_factor": (lambda x: _num(x) and x > 1, "a number > 1"),
     "trainer.loss_scale.backoff_factor": (lambda x: _num(x) and 0 < x < 1, "a number in (0, 1)"),
     "trainer.loss_scale.growth_interval": POSITIVE_INT,
+    "trainer.param_dtype": (lambda x: x in ("float32", "float64"), "float32 or float64"),
     "trainer.cpu": BOOL,
     "trainer.progress": BOOL,
     "trainer.keep_epoch_checkpoints": BOOL,
@@ -152,9 +153,13 @@ def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: obj}
 
 
+# keys added after runs were saved without them: absent means this value
+ADDED_KEYS = {"trainer.param_dtype": "float32"}
+
+
 def resume_differences(saved: Mapping, current: Mapping) -> list[str]:
     """`key: saved -> current` for every key that differs and is not safe to change on resume."""
-    a, b = _flat(saved), _flat(current)
+    a, b = {**ADDED_KEYS, **_flat(saved)}, {**ADDED_KEYS, **_flat(current)}
 
     def safe(key: str) -> bool:
         return any(key == s or key.startswith(s + ".") for s in RESUME_SAFE)

@@ -51,6 +51,19 @@ class RunLogger:
             self.wandb = None
 
 
+class NullLogger:
+    """What a data-parallel rank other than 0 logs: nothing (rank 0 writes the run's files)."""
+
+    def log(self, stream: str, record: Mapping[str, Any]) -> None:
+        pass
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
 def _start_wandb(run_dir: Path, cfg: Mapping, config: Mapping, *, resume: bool):
     import wandb
 

@@ -17,6 +17,7 @@ from secondorder.runs import (
     feature_config,
 )
 from secondorder.train.checks import check_resume, validate
+from secondorder.train.distributed import World
 from secondorder.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -32,15 +33,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     validate(resolved)
+    world = _start_processes(cfg)
     resuming = bool(cfg.resume) and (run_dir / CHECKPOINTS / "last.pt").exists()
     if resuming:
         check_resume(run_dir, resolved)
+    # every rank checks (so that every rank stops on bad input); rank 0 writes
     check_fresh_start(run_dir, resume=bool(cfg.resume), overwrite=bool(cfg.get("overwrite")))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resuming:
-        (run_dir / CONFIG).write_text(OmegaConf.to_yaml(resolved))
-
-    parts = build_components(cfg, run_dir, reuse_tokenizer=bool(cfg.resume), save_tokenizer=True)
+    world.barrier()
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resuming:
+            (run_dir / CONFIG).write_text(OmegaConf.to_yaml(resolved))
+        parts = build_components(cfg, run_dir, reuse_tokenizer=bool(cfg.resume),
+                                 save_tokenizer=True)
+    world.barrier()
+    if not world.main:  # rank 0's tokenizer: a locally trained vocabulary differs per process
+        parts = build_components(cfg, run_dir, reuse_tokenizer=True)
     records, tokenizer, model = parts.records, parts.tokenizer, parts.model
     fc = feature_config(cfg.data, model)
     num_proc = cfg.data.get("num_proc")
@@ -52,3 +60,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     trainer = Trainer(cfg, model, tokenizer, train_features, records["validation"], eval_features,
                       run_dir, resolved)
     return trainer.fit()
+
+
+def _start_processes(cfg: DictConfig) -> World:
+    """Open the process group when launched by torchrun / accelerate launch / srun (their
+    environment variables; accelerate picks gloo on CPU, NCCL on GPUs) and return this rank."""
+    from accelerate import PartialState
+
+    PartialState(cpu=bool(cfg.trainer.cpu))
+    world = World.current()
+    if world.distributed:
+        log.info("data parallel: rank %d of %d, global batch %d (%d per rank)", world.rank,
+                 world.size, cfg.trainer.batch_size, cfg.trainer.batch_size // world.size)
+        if not world.main:  # one copy of the run's messages: rank 0's
+            logging.getLogger("secondorder").setLevel(logging.WARNING)
+    return world

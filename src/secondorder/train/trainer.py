@@ -4,7 +4,9 @@ A run is a list of phases. A single-optimizer run is one phase; the report's han
 AdamW for two epochs, then AdaHessian for one. The loop has no optimizer-specific branches:
 it asks the optimizer whether the coming step needs curvature (`needs_curvature()`), builds
 the double-backward graph only then, and follows the protocol documented in
-`secondorder.optim` (including the Hessian-on-a-slice arrangement).
+`secondorder.optim` (including the Hessian-on-a-slice arrangement). Under a multi-process
+launcher it is data parallel (`secondorder.train.distributed`): the same loop on every rank,
+each forwarding its shard of the global batch, with rank 0 alone writing the run's files.
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ from secondorder.runs import (
     PREDICTIONS,
     load_checkpoint,
     read_json,
+    rng_state,
     save_checkpoint,
     set_rng_state,
     write_json,
 )
-from secondorder.train.loggers import RunLogger
+from secondorder.train.distributed import World
+from secondorder.train.loggers import NullLogger, RunLogger
 from secondorder.train.meters import Throughput, memory_stats, reset_peak_memory
 from secondorder.train.schedules import build_scheduler
 
@@ -137,6 +141,8 @@ class Trainer:
             cpu=bool(self.tcfg["cpu"]), mixed_precision="no" if precision == "fp16" else precision
         )
         self.device = self.accelerator.device
+        # data parallel over the processes of torchrun / accelerate launch / srun (else 1)
+        self.world = World.current()
         self.scaler = LossScaler(**self.tcfg["loss_scale"]) if precision == "fp16" else None
         if precision == "fp16":
             def autocast():
@@ -144,7 +150,9 @@ class Trainer:
             self.autocast = autocast
         else:
             self.autocast = self.accelerator.autocast
-        self.model = model.to(self.device)
+        dtype = {"float32": torch.float32, "float64": torch.float64}[
+            self.tcfg.get("param_dtype") or "float32"]
+        self.model = model.to(self.device, dtype=dtype)
         self.pad_id = tokenizer.pad_token_id
         self.train_features = train_features
         self.eval_records = eval_records
@@ -153,7 +161,16 @@ class Trainer:
         self.ckpt_dir = run_dir / CHECKPOINTS
         self.config_dict = config_dict
         self.phases = plan_phases(cfg)
-        self.batch_size = int(self.tcfg["batch_size"])
+        self.batch_size = int(self.tcfg["batch_size"])  # the global batch, split across ranks
+        if self.batch_size % self.world.size:
+            raise ValueError(
+                f"trainer.batch_size={self.batch_size} is the global batch and must be divisible "
+                f"by the number of processes ({self.world.size}); change one of them")
+        if self.world.distributed:
+            from accelerate.utils import set_seed
+
+            self.world.broadcast_parameters(self.model)
+            set_seed(int(cfg["seed"]), device_specific=True)  # each rank its own dropout masks
         self.steps_per_epoch = math.ceil(len(train_features) / self.batch_size)
         self.last_good: tuple[Path, int] | None = None  # last checkpoint written, and its step
 
@@ -171,11 +188,18 @@ class Trainer:
         except ValueError:  # not the main thread (e.g. a notebook's worker): no handlers
             yield
             return
+        restore = True
         try:
             yield
+        except Preempted:
+            # The process is about to exit with PREEMPTED_EXIT_CODE: keep only noting further
+            # signals (torchrun sends SIGTERM to every rank as soon as the first one exits).
+            restore = False
+            raise
         finally:
-            for s, handler in self._previous_handlers.items():
-                signal.signal(s, handler)
+            if restore:
+                for s, handler in self._previous_handlers.items():
+                    signal.signal(s, handler)
 
     def _hand_on_signal(self) -> None:
         """After the checkpoint: a handler that was there before ours (submitit's, under the
@@ -193,7 +217,7 @@ class Trainer:
         self.logger = RunLogger(
             self.run_dir, self.cfg["logger"], self.config_dict,
             resume_step=progress.step if resume_ckpt is not None else None,
-        )
+        ) if self.world.main else NullLogger()
         last_eval = None
         try:
             for i, phase in enumerate(self.phases):
@@ -205,8 +229,9 @@ class Trainer:
                 progress.phase, progress.epoch, progress.batch = i + 1, 0, 0
         finally:
             self.logger.finish()
-        write_json(self.run_dir / COMPLETE, {"step": progress.step,
-                                             "train_time_s": progress.train_time_s})
+        if self.world.main:
+            write_json(self.run_dir / COMPLETE, {"step": progress.step,
+                                                 "train_time_s": progress.train_time_s})
         if last_eval is None and (self.run_dir / EVAL).exists():
             last_eval = read_json(self.run_dir / EVAL)
         return last_eval or {}
@@ -216,8 +241,8 @@ class Trainer:
         if self.cfg["resume"] and last.exists():
             ckpt = load_checkpoint(last)
             self.model.load_state_dict(ckpt["model"])
-            set_rng_state(ckpt["rng"])
             progress = Progress(**ckpt["progress"])
+            self._restore_rng(ckpt, progress.step)
             self.last_good = (last, progress.step)
             log.info("resuming from %s at step %d", last, progress.step)
             return progress, ckpt
@@ -231,11 +256,29 @@ class Trainer:
             log.info("hand-off: model weights from %s", init_from)
         # A fresh run removes the old run's results and checkpoints, so that a later
         # resume=true can never continue the old run.
-        for name in (EVAL, PREDICTIONS, NA_PROBS, COMPLETE):
-            (self.run_dir / name).unlink(missing_ok=True)
-        for old in self.ckpt_dir.glob("*.pt"):
-            old.unlink()
+        if self.world.main:
+            for name in (EVAL, PREDICTIONS, NA_PROBS, COMPLETE):
+                (self.run_dir / name).unlink(missing_ok=True)
+            for old in self.ckpt_dir.glob("*.pt"):
+                old.unlink()
+        self.world.barrier()
         return Progress(), None
+
+    def _restore_rng(self, ckpt: dict, step: int) -> None:
+        """Every rank's RNG streams as saved; with another number of processes than saved, rank
+        0's state and fresh per-rank dropout streams (the run is then not bit-exact)."""
+        saved = ckpt.get("rng_ranks") or [ckpt["rng"]]
+        if len(saved) == self.world.size:
+            set_rng_state(saved[self.world.rank])
+            return
+        from accelerate.utils import set_seed
+
+        set_rng_state(ckpt["rng"])
+        if self.world.distributed:
+            set_seed(int(self.cfg["seed"]) + step, device_specific=True)
+        log.warning("the checkpoint was written by %d process(es), this run has %d: dropout "
+                    "streams restart (the weights, optimizer state and data order continue "
+                    "exactly)", len(saved), self.world.size)
 
     def _run_phase(self, phase: Phase, progress: Progress, resume_ckpt: dict | None):
         schedule_steps = phase.schedule_epochs * self.steps_per_epoch
@@ -245,6 +288,8 @@ class Trainer:
             optimizer.track_negatives = True
         if self.scaler is not None:  # a curvature overflow skips the step (optim/scaling.py)
             optimizer.skip_nonfinite_curvature = True
+        if self.world.distributed and hasattr(optimizer, "reduce_products"):
+            optimizer.reduce_products = self.world.sum_  # H z of the global batch
         if resume_ckpt is not None:
             optimizer.load_state_dict(resume_ckpt["optimizer"])
             scheduler.load_state_dict(resume_ckpt["scheduler"])
@@ -327,7 +372,8 @@ class Trainer:
             losses.clear()
 
         bar = tqdm(batches, total=self.steps_per_epoch, initial=progress.batch,
-                   desc=f"{phase.name} epoch {epoch_global}", disable=not self.tcfg["progress"],
+                   desc=f"{phase.name} epoch {epoch_global}",
+                   disable=not (self.tcfg["progress"] and self.world.main),
                    dynamic_ncols=True)
         for batch in bar:
             loss = self._train_step(batch, optimizer, scheduler, progress)
@@ -338,7 +384,7 @@ class Trainer:
             meter.update(len(batch["input_ids"]))
             at_max = bool(max_steps) and progress.step >= max_steps
             mid_epoch = progress.batch < self.steps_per_epoch and not at_max
-            preempted = getattr(self, "signal_received", None) is not None and mid_epoch
+            preempted = self._signalled() and mid_epoch
             checkpoint = (ckpt_every and progress.step % ckpt_every == 0 or preempted) and mid_epoch
             # Records end at checkpoints too, so a resumed run logs exactly what an
             # uninterrupted one does.
@@ -370,6 +416,16 @@ class Trainer:
         progress.epoch_time_s = progress.epoch_loss_sum = 0.0
         return "max_steps" if max_steps and progress.step >= max_steps else None
 
+    def _signalled(self) -> bool:
+        """A preemption signal arrived (on any rank: all ranks then checkpoint the same step)."""
+        received = getattr(self, "signal_received", None)
+        if not self.world.distributed:
+            return received is not None
+        agreed = int(self.world.maximum(float(received or 0), self.device))
+        if agreed:
+            self.signal_received = received or agreed
+        return bool(agreed)
+
     def _global_epoch(self, phase: Phase, epoch_in_phase: int) -> int:
         """1-based epoch number counted over the whole run (hand-off epochs continue counting)."""
         before = sum(p.epochs for p in self._all_phases() if p.index < phase.index)
@@ -387,7 +443,11 @@ class Trainer:
 
     def _train_step(self, batch, optimizer, scheduler, progress: Progress) -> float:
         scale = self.scaler.scale if self.scaler is not None else 1.0
-        loss, step_kwargs = backward_for_step(self._loss, batch, optimizer, loss_scale=scale)
+        loss, step_kwargs = backward_for_step(self._loss, batch, optimizer, loss_scale=scale,
+                                              rank=self.world.rank, world_size=self.world.size)
+        if self.world.distributed:  # the global batch's gradient and loss on every rank
+            self.world.sum_gradients(list(self.model.parameters()))
+            loss = self.world.sum_value(loss, self.device)
         value = float(loss)
         if not math.isfinite(value):
             raise NonFiniteLossError(
@@ -418,14 +478,19 @@ class Trainer:
         """Start and end logits of every evaluation feature, padded to one width."""
         self.model.eval()
         starts, ends = [], []
-        order = range(len(self.eval_features))
-        for batch in iterate_batches(self.eval_features, order, int(self.cfg["eval"]["batch_size"]),
-                                     self.pad_id):
+        n, size = len(self.eval_features), int(self.cfg["eval"]["batch_size"])
+        first, stop = self.world.split(-(-n // size))  # this rank's evaluation batches
+        order = range(first * size, min(stop * size, n))
+        for batch in iterate_batches(self.eval_features, order, size, self.pad_id):
             inputs = {k: v.to(self.device) for k, v in batch.items()}
             with self.autocast():
                 out = self.model(**inputs)
             starts.append(out.start_logits.float().cpu().numpy())
             ends.append(out.end_logits.float().cpu().numpy())
+        if self.world.distributed:  # every rank's batches, in order
+            parts = self.world.gather((starts, ends))
+            starts = [a for part, _ in parts for a in part]
+            ends = [a for _, part in parts for a in part]
         width = max(s.shape[1] for s in starts)
 
         def stack(chunks):  # padding positions have no offsets, so they are never chosen
@@ -435,8 +500,16 @@ class Trainer:
         return stack(starts), stack(ends)
 
     def evaluate(self, progress: Progress, phase: Phase) -> dict[str, Any]:
+        """Score the model on the evaluation set (sharded across ranks; rank 0 post-processes,
+        scores, logs and writes; every rank returns the record)."""
         t0 = time.perf_counter()
         start_logits, end_logits = self.predict()
+        record = self._score(start_logits, end_logits, progress, phase, t0) if self.world.main \
+            else None
+        self.model.train()
+        return self.world.broadcast(record)
+
+    def _score(self, start_logits, end_logits, progress: Progress, phase: Phase, t0: float):
         ecfg = self.cfg["eval"]
         features = self.eval_features.select_columns(["example_id", "offset_mapping"])
         predictions, na_probs = postprocess_predictions(
@@ -458,7 +531,6 @@ class Trainer:
         log.info("eval at step %d: EM %.2f F1 %.2f (HasAns F1 %s, NoAns F1 %s)", progress.step,
                  scores["exact"], scores["f1"], _fmt(scores.get("HasAns_f1")),
                  _fmt(scores.get("NoAns_f1")))
-        self.model.train()
         return record
 
     # ----------------------------------------------------------------------------- state
@@ -486,10 +558,15 @@ class Trainer:
             "phase_optimizer": phase.name,
             **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         }
-        path = save_checkpoint(self.ckpt_dir / "last.pt", state)
-        if epoch_end and self.tcfg.get("keep_epoch_checkpoints"):
-            epoch = self._global_epoch(phase, progress.epoch - 1)
-            save_checkpoint(self.ckpt_dir / f"epoch{epoch}.pt", state)
+        if self.world.distributed:  # each rank's dropout stream (rank 0's is also under "rng")
+            state["rng_ranks"] = self.world.gather(rng_state())
+        path = self.ckpt_dir / "last.pt"
+        if self.world.main:
+            save_checkpoint(path, state)
+            if epoch_end and self.tcfg.get("keep_epoch_checkpoints"):
+                epoch = self._global_epoch(phase, progress.epoch - 1)
+                save_checkpoint(self.ckpt_dir / f"epoch{epoch}.pt", state)
+        self.world.barrier()  # no rank goes on (or exits, when preempted) before it is on disk
         self.last_good = (path, progress.step)
         log.debug("checkpoint %s at step %d", path, progress.step)
 
