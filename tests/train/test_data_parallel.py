@@ -301,18 +301,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_multi_gpu_sbatch_under_stub_srun(tmp_path):
-    """slurm/train_multi_gpu.sbatch with stub `srun` (2 tasks, SLURM's task variables, signals
-    forwarded, the highest exit code) and `scontrol`: USR1 to the batch shell reaches both ranks,
-    the job is requeued only once the checkpoint is on disk, and the requeued job finishes."""
-    stub = tmp_path / "bin"
-    stub.mkdir()
-    calls = tmp_path / "scontrol.log"
-    target = tmp_path / "r" / RUN / "resume-seed42"
-    last = target / "checkpoints" / "last.pt"
-    (stub / "scontrol").write_text(
-        f"#!/bin/bash\necho \"$@ checkpoint=$(test -f {last} && echo yes || echo no)\" >> {calls}\n")
-    (stub / "srun").write_text("""#!/bin/bash
+STUB_SRUN = """#!/bin/bash
 while [[ "$1" == --* ]]; do shift; done
 pids=()
 for ((i = 0; i < SLURM_NTASKS; i++)); do SLURM_PROCID=$i SLURM_LOCALID=$i "$@" & pids+=($!); done
@@ -324,13 +313,33 @@ for p in "${pids[@]}"; do
   (( c > worst )) && worst=$c
 done
 exit $worst
-""")
+"""
+
+
+def stub_cluster(tmp_path: Path, last: Path) -> tuple[dict, Path]:
+    """A stub `srun` (SLURM_NTASKS tasks with SLURM's task variables, signals forwarded, the
+    highest exit code; unlike torchrun it never kills the other tasks) and `scontrol`."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    calls = tmp_path / "scontrol.log"
+    (stub / "scontrol").write_text(
+        f"#!/bin/bash\necho \"$@ checkpoint=$(test -f {last} && echo yes || echo no)\" >> {calls}\n")
+    (stub / "srun").write_text(STUB_SRUN)
     for f in stub.iterdir():
         f.chmod(0o755)
     env = {"PATH": f"{stub}:/usr/bin:/bin", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "2",
            "SLURM_SUBMIT_DIR": str(ROOT), "PY": sys.executable, "HOME": str(tmp_path),
            "MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    return env, calls
+
+
+def test_multi_gpu_sbatch_under_stub_srun(tmp_path):
+    """slurm/train_multi_gpu.sbatch: USR1 to the batch shell reaches both ranks, the job is
+    requeued only once the checkpoint is on disk, and the requeued job finishes."""
+    target = tmp_path / "r" / RUN / "resume-seed42"
+    last = target / "checkpoints" / "last.pt"
+    env, calls = stub_cluster(tmp_path, last)
     args = [*TINY, *EXACT, *RESUME, "data.num_train=240", "trainer.epochs=1",
             f"results_root={tmp_path / 'r'}", f"cache_dir={tmp_path / 'cache'}"]
     script = ["bash", str(ROOT / "slurm" / "train_multi_gpu.sbatch"), *args]
@@ -347,3 +356,18 @@ exit $worst
     again = subprocess.run(script, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert (target / "complete.json").exists()
+
+
+def test_a_failure_on_rank_0_before_training_stops_every_rank(tmp_path):
+    """Rank 0 alone builds the tokenizer; if that fails (here: an unwritable cache directory),
+    the other ranks stop with a line saying so instead of waiting for rank 0 forever (srun,
+    unlike torchrun, does not kill them)."""
+    env, calls = stub_cluster(tmp_path, tmp_path / "none.pt")
+    args = [*TINY, *EXACT, "optimizer=adamw", f"results_root={tmp_path / 'r'}",
+            "cache_dir=/proc/no-such-dir/cache"]
+    done = subprocess.run(["bash", str(ROOT / "slurm" / "train_multi_gpu.sbatch"), *args],
+                          env=env, capture_output=True, text=True, timeout=240)
+    out = done.stdout + done.stderr
+    assert done.returncode not in (0, 75), out[-3000:]
+    assert "rank 0 stopped before training (" in out, out[-3000:]
+    assert not calls.exists()  # not requeued

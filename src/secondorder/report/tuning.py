@@ -15,7 +15,7 @@ import numpy as np
 from secondorder.report.plotting import save_figure
 from secondorder.runs import COMPLETE, read_logs
 
-COLUMNS = ("optimizer", "lr", "hessian_power", "average_abs", "heldout_f1", "heldout_exact",
+COLUMNS = ("optimizer", "lr", "hessian_power", "average_abs", "rho", "heldout_f1", "heldout_exact",
            "heldout_HasAns_f1", "heldout_NoAns_f1", "final_train_loss", "train_time_s", "run_dir")
 
 
@@ -28,13 +28,15 @@ def tuning_rows(results_root: str | Path, scale: str) -> list[dict]:
         rows.append({
             "optimizer": opt["name"], "lr": float(opt["lr"]),
             "hessian_power": opt.get("hessian_power", ""), "average_abs": opt.get("average_abs", ""),
+            "rho": opt.get("rho", ""),  # AdaSub's eigenvalue floor
             "heldout_f1": logs.final["f1"], "heldout_exact": logs.final["exact"],
             "heldout_HasAns_f1": logs.final.get("HasAns_f1"),
             "heldout_NoAns_f1": logs.final.get("NoAns_f1"),
             "final_train_loss": float(np.mean(losses)) if losses else None,
             "train_time_s": logs.final.get("train_time_s"), "run_dir": str(done.parent)})
     return sorted(rows, key=lambda r: (r["optimizer"], str(r["hessian_power"]),
-                                       str(r["average_abs"]), r["lr"]))
+                                       str(r["average_abs"]),
+                                       -1.0 if r["rho"] == "" else float(r["rho"]), r["lr"]))
 
 
 def write_tuning(results_root: str | Path, scale: str) -> list[Path]:
@@ -55,9 +57,11 @@ def write_tuning(results_root: str | Path, scale: str) -> list[Path]:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
     groups: dict[str, list[dict]] = {}
     for r in rows:
-        label = r["optimizer"] if r["optimizer"] != "adahessian" else (
-            f"adahessian k={r['hessian_power']}, " + ("|z*Hz| (official code)"
-                                                      if r["average_abs"] else "z*Hz (Eq. 7)"))
+        label = {
+            "adahessian": f"adahessian k={r['hessian_power']}, "
+                          + ("|z*Hz| (official code)" if r["average_abs"] else "z*Hz (Eq. 7)"),
+            "adasub": f"adasub rho={r['rho']}",
+        }.get(r["optimizer"], r["optimizer"])
         groups.setdefault(label, []).append(r)
     for (label, rs), marker in zip(groups.items(), "osd^v<>", strict=False):
         lrs = [r["lr"] for r in rs]

@@ -12,6 +12,7 @@ from secondorder.data.squad import build_features
 from secondorder.runs import (
     CHECKPOINTS,
     CONFIG,
+    RunError,
     build_components,
     check_fresh_start,
     feature_config,
@@ -40,13 +41,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # every rank checks (so that every rank stops on bad input); rank 0 writes
     check_fresh_start(run_dir, resume=bool(cfg.resume), overwrite=bool(cfg.get("overwrite")))
     world.barrier()
+    failure = None
     if world.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not resuming:
-            (run_dir / CONFIG).write_text(OmegaConf.to_yaml(resolved))
-        parts = build_components(cfg, run_dir, reuse_tokenizer=bool(cfg.resume),
-                                 save_tokenizer=True)
-    world.barrier()
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if not resuming:
+                (run_dir / CONFIG).write_text(OmegaConf.to_yaml(resolved))
+            parts = build_components(cfg, run_dir, reuse_tokenizer=bool(cfg.resume),
+                                     save_tokenizer=True)
+        except Exception as err:  # the other ranks must stop too, not wait for rank 0
+            failure = err
+    said = world.broadcast(None if failure is None else f"{type(failure).__name__}: {failure}")
+    if failure is not None:
+        raise failure
+    if said is not None:
+        raise RunError(f"rank 0 stopped before training ({said})")
     if not world.main:  # rank 0's tokenizer: a locally trained vocabulary differs per process
         parts = build_components(cfg, run_dir, reuse_tokenizer=True)
     records, tokenizer, model = parts.records, parts.tokenizer, parts.model
