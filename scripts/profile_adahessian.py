@@ -29,26 +29,18 @@ import torch
 from secondorder.experiments import bench
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC = ("torch_optimizer.Adahessian", "pytorch_optimizer.AdaHessian")
-IMPLEMENTATIONS = ("ours", "ours, public algorithm", *PUBLIC)
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench_ab import IMPLEMENTATIONS  # noqa: E402  (the same four, built the same way)
+
+PUBLIC = tuple(name for name, (package, _) in IMPLEMENTATIONS.items() if package)
 
 
 def build(name: str, model):
-    from secondorder.optim import build_optimizer
-
-    cfg = {**bench.optimizer_config("adahessian", None), "hessian_interval": 1,
-           "hessian_batch_fraction": 1.0}
-    if name == "ours":
-        return build_optimizer(cfg, model, num_training_steps=100)
-    if name == "ours, public algorithm":
-        return build_optimizer({**cfg, "block_size": 1, "average_abs": True}, model,
-                               num_training_steps=100)
-    package, cls = name.split(".")
-    kwargs = {"seed": 0} if package == "torch_optimizer" else {"update_period": 1}
-    public = getattr(__import__(package), cls)(
-        model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"],
-        hessian_power=cfg["hessian_power"], weight_decay=cfg["weight_decay"], **kwargs)
-    return bench.CreateGraphDriver(public, 1)
+    """bench_ab.py's optimizer `name` (ours: configs/optimizer/adahessian.yaml, Hessian every
+    step; the public ones: its hyperparameters and decay split), driven through the protocol."""
+    package, make = IMPLEMENTATIONS[name]
+    optimizer = make(model)
+    return bench.CreateGraphDriver(optimizer, 1) if package else optimizer
 
 
 def profile_one(name: str, layers: int, warmup: int) -> dict:
@@ -103,8 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("PROFILE " + json.dumps(profile_one(a.only, a.layers, a.warmup)))
         return {}
     rows, skipped = [], []
-    for name in IMPLEMENTATIONS:
-        package = name.split(".")[0] if "." in name else None
+    for name, (package, _) in IMPLEMENTATIONS.items():
         if package and not bench.package_available(package):
             skipped.append(name)
             continue

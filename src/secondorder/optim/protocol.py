@@ -83,34 +83,27 @@ def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer,
     hessian_scale = (size / n_slice) / float(loss_scale)
     kwargs = {"hessian_scale": hessian_scale} if curvature and hessian_scale != 1.0 else {}
     with attention_for(curvature):
-        if world_size > 1:
-            return _shard_backward(loss_fn, batch, curvature, n_slice, loss_scale,
-                                   shard_ranges(size, n_slice, rank, world_size)), kwargs
-        if n_slice < size:
-            head = {k: v[:n_slice] for k, v in batch.items()}
-            tail = {k: v[n_slice:] for k, v in batch.items()}
-            loss_head = loss_fn(head) * (n_slice / size)
-            (loss_head * loss_scale).backward(create_graph=True)
-            loss_tail = loss_fn(tail) * ((size - n_slice) / size)
-            (loss_tail * loss_scale).backward()
-            return (loss_head + loss_tail).detach(), kwargs
-        loss = loss_fn(batch)
-        (loss * loss_scale if loss_scale != 1.0 else loss).backward(create_graph=curvature)
-        return loss.detach(), kwargs
+        ranges = shard_ranges(size, n_slice, rank, world_size)
+        return _backward_parts(loss_fn, batch, curvature, loss_scale, ranges), kwargs
 
 
-def _shard_backward(loss_fn, batch, curvature: bool, n_slice: int, loss_scale: float, ranges):
-    """One rank's part of the global batch: the head with the graph (on curvature steps), the
-    tail without; an empty part is skipped (a short last batch can leave a rank nothing)."""
+def _backward_parts(loss_fn, batch, curvature: bool, loss_scale: float, ranges):
+    """Backward on this rank's part of the batch: the head ([0, n_slice) in one process) with the
+    double-backward graph on curvature steps, the tail without, each weighted by its share of the
+    batch (a part that is the whole batch is not reweighted: one process, no slice, is exactly
+    `loss.backward()`). An empty part is skipped (a short last batch can leave a rank nothing)."""
     size = len(batch["input_ids"])
-    total = torch.zeros(())
+    total = None
     for (start, stop), graph in zip(ranges, (curvature, False), strict=True):
         if stop == start:
             continue
-        part = loss_fn({k: v[start:stop] for k, v in batch.items()}) * ((stop - start) / size)
-        (part * loss_scale).backward(create_graph=graph)
-        total = total.to(part.device) + part.detach()
-    return total
+        whole = stop - start == size
+        part = loss_fn(batch if whole else {k: v[start:stop] for k, v in batch.items()})
+        if not whole:
+            part = part * ((stop - start) / size)
+        (part * loss_scale if loss_scale != 1.0 else part).backward(create_graph=graph)
+        total = part.detach() if total is None else total + part.detach().to(total.device)
+    return torch.zeros(()) if total is None else total
 
 
 def batch_loss(model, batch: Mapping[str, torch.Tensor], device, autocast) -> torch.Tensor:

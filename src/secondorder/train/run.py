@@ -40,7 +40,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         check_resume(run_dir, resolved)
     # every rank checks (so that every rank stops on bad input); rank 0 writes
     check_fresh_start(run_dir, resume=bool(cfg.resume), overwrite=bool(cfg.get("overwrite")))
-    world.barrier()
     failure = None
     if world.main:
         try:
