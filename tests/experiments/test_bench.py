@@ -45,6 +45,7 @@ def test_bench_step_tiny_cpu_run(tmp_path, monkeypatch):
         assert row["step_time_median_s"] > 0
         assert 0 < row["model_rss_gib"] < row["peak_rss_gib"]
         assert row["peak_rss_above_model_gib"] > 0
+        assert row["minor_faults_per_step"] >= 0 and "round_time_ratios" not in row
         for key in ("time_ratio", "median_time_ratio", "memory_ratio", "peak_rss_ratio",
                     "peak_rss_above_model_ratio"):
             assert row[key] > 0
@@ -100,3 +101,58 @@ def test_interleaved_adahessian_comparison_at_a_tiny_shape(tmp_path):
         assert len(r["step_times_s"]) == 2 and r["median_s"] > 0
     if len(data["rows"]) > 2:  # a public implementation is installed (make install)
         assert min(r["ratio_to_fastest_public"] for r in data["rows"][2:]) == 1.0
+
+
+def test_rounds_interleave_pool_and_give_a_ratio_per_round(tmp_path, monkeypatch, capsys):
+    """--rounds 3: every setting measured once a round, the order reversed every other round;
+    a row pools its rounds' steps, keeps the largest memory peak, and has one ratio to the
+    baseline per round. The child processes are replaced by hand-made measurements."""
+    bench = load_script()
+    calls = []
+    # (setting, round) -> step times; round 2 of every setting is twice as slow (a drift)
+    times = {"adamw": [1.0, 3.0], "sgd": [2.0, 2.0], "adahessian": [3.0, 5.0]}
+
+    def fake_child(row, opts):
+        name = row["setting"]
+        rnd = sum(1 for c in calls if c == name)
+        calls.append(name)
+        steps = [t * (2 if rnd == 1 else 1) for t in times[name]]
+        return {"parameters": 10, "step_times_s": steps, "step_time_mean_s": sum(steps) / 2,
+                "step_time_median_s": sum(steps) / 2, "curvature_steps": 2 * (name == "adahessian"),
+                "final_loss": 1.0, "model_rss_gib": 1.0 + rnd, "peak_rss_gib": 2.0 + rnd,
+                "peak_rss_above_model_gib": 1.0, "minor_faults_per_step": 10.0 * (rnd + 1)}
+
+    monkeypatch.setattr(bench, "measure_in_child", fake_child)
+    data = bench.main(["--device", "cpu", "--layers", "2", "--hidden", "64", "--batch-size", "2",
+                       "--seq-len", "32", "--steps", "2", "--warmup", "1", "--rounds", "3",
+                       "--settings", "adamw,sgd,adahessian", "--out", str(tmp_path)])
+    assert calls == ["adamw", "sgd", "adahessian", "adahessian", "sgd", "adamw",
+                     "adamw", "sgd", "adahessian"]
+    assert data["rounds"] == 3
+    rows = {r["setting"]: r for r in data["rows"]}
+    ah, aw = rows["adahessian"], rows["adamw"]
+    assert ah["step_times_s"] == [3.0, 5.0, 6.0, 10.0, 3.0, 5.0]
+    assert ah["step_time_mean_s"] == 32.0 / 6 and ah["step_time_median_s"] == 5.0
+    assert ah["round_step_time_mean_s"] == [4.0, 8.0, 4.0]
+    assert ah["round_time_ratios"] == [2.0, 2.0, 2.0]  # the drift cancels within each round
+    assert aw["round_time_ratios"] == [1.0, 1.0, 1.0]
+    assert rows["sgd"]["round_time_ratios"] == [1.0, 1.0, 1.0]
+    assert ah["time_ratio"] == (32.0 / 6) / (16.0 / 6)
+    assert ah["curvature_steps"] == 6 and aw["curvature_steps"] == 0
+    assert ah["peak_rss_gib"] == 4.0 and ah["model_rss_gib"] == 3.0  # the largest of the rounds
+    assert ah["minor_faults_per_step"] == 20.0
+    table = (tmp_path / next(f.name for f in tmp_path.iterdir() if f.suffix == ".md")).read_text()
+    assert "x AdamW in each round" in table and "| adahessian | fp32 |" in table
+    assert "2.00, 2.00, 2.00" in table and "3 rounds" in table
+    err = capsys.readouterr().err
+    assert "[round 2/3, 1/3] adahessian" in err and "[round 3/3, 3/3] adahessian" in err
+
+
+def test_rounds_must_be_positive(tmp_path):
+    bench = load_script()
+    try:
+        bench.main(["--device", "cpu", "--rounds", "0", "--out", str(tmp_path)])
+    except SystemExit as err:
+        assert "--rounds" in str(err)
+    else:
+        raise AssertionError("--rounds 0 was accepted")

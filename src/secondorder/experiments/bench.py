@@ -28,6 +28,17 @@ How to run it
         --seq-len 128                             # the demo's model (results/bench/*_albert_tiny)
     python scripts/bench_step.py --layers 2 --hidden 64 --batch-size 2 --seq-len 32 \\
         --steps 2 --warmup 1                      # a smoke run of seconds
+    python scripts/bench_step.py --device cpu --rounds 3 --settings adamw,adahessian,...
+                                                  # every setting 3 times, interleaved
+
+    Rounds (``--rounds R``): every setting is measured R times, round by round, the order
+    reversed every other round (A B C, C B A, A B C), so that a drift of the machine lands on
+    all settings alike rather than on the ones that happened to run during it. A row's times
+    pool the timed steps of all rounds; ``round_time_ratios`` is its ratio to the baseline
+    within each round (one number per round: their spread is the run's resolution). Peak
+    memory is the largest over the rounds. On CPU a row also reports the minor page faults per
+    timed step (``minor_faults_per_step``: fresh pages the process had to map, the cost of an
+    allocation pattern that returns memory to the system and takes it back every step).
 
     Writes results/bench/step_cost_<device>.json (device, versions, command line, shape, date,
     rows) and .md (the table, also printed). On a GPU the default run is 7 settings of 13 steps
@@ -251,6 +262,13 @@ def rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+def minor_faults() -> int:
+    """Minor page faults of this process so far (pages mapped on first touch)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def peak_rss_bytes() -> int:
     import resource
 
@@ -309,15 +327,18 @@ def measure(row: dict, model_spec: dict, opts: argparse.Namespace) -> dict[str, 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times, curvature_steps, loss = [], 0, None
+    faults = minor_faults()
     for _ in range(opts.steps):
         start = time.perf_counter()
         curvature, loss = one_step()
         synchronize(device)
         times.append(time.perf_counter() - start)
         curvature_steps += curvature
+    faults = minor_faults() - faults
     out.update(step_times_s=times, step_time_mean_s=statistics.fmean(times),
                step_time_median_s=statistics.median(times), curvature_steps=curvature_steps,
-               final_loss=float(loss) if loss is not None else None)
+               final_loss=float(loss) if loss is not None else None,
+               minor_faults_per_step=faults / opts.steps)
     if device.type == "cuda":
         out["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GIB
         out["max_memory_reserved_gib"] = torch.cuda.max_memory_reserved(device) / GIB
@@ -401,13 +422,35 @@ def environment(opts: argparse.Namespace) -> dict[str, Any]:
     return env
 
 
+def pool_rounds(rounds: list[dict], device_type: str) -> dict[str, Any]:
+    """One row from a setting's measurement in each round: the timed steps of all rounds
+    pooled, the largest memory peak, the mean page faults; per-round means kept."""
+    if len(rounds) == 1:
+        return rounds[0]
+    times = [t for r in rounds for t in r["step_times_s"]]
+    out = {**rounds[-1], "step_times_s": times, "step_time_mean_s": statistics.fmean(times),
+           "step_time_median_s": statistics.median(times),
+           "curvature_steps": sum(r["curvature_steps"] for r in rounds),
+           "round_step_time_mean_s": [r["step_time_mean_s"] for r in rounds]}
+    for key in (*MEMORY_METRICS[device_type], "model_rss_gib", "model_allocated_gib"):
+        if key in rounds[0]:
+            out[key] = max(r[key] for r in rounds)
+    if "minor_faults_per_step" in rounds[0]:
+        out["minor_faults_per_step"] = statistics.fmean(r["minor_faults_per_step"] for r in rounds)
+    return out
+
+
 def add_ratios(rows: list[dict], device_type: str) -> None:
-    """time_ratio, *_ratio and memory_ratio of every measured row against its baseline row."""
+    """time_ratio, *_ratio and memory_ratio of every measured row against its baseline row;
+    with several rounds also round_time_ratios (the ratio within each round)."""
     by_name = {r["setting"]: r for r in rows}
     metrics = MEMORY_METRICS[device_type]
     for row in rows:
         base = by_name.get(row["baseline"])
         ok = row["status"] == "ok" and base is not None and base["status"] == "ok"
+        if ok and "round_step_time_mean_s" in row:
+            row["round_time_ratios"] = [t / b for t, b in zip(
+                row["round_step_time_mean_s"], base["round_step_time_mean_s"], strict=True)]
         row["time_ratio"] = row["step_time_mean_s"] / base["step_time_mean_s"] if ok else None
         row["median_time_ratio"] = (row["step_time_median_s"] / base["step_time_median_s"]
                                     if ok else None)
@@ -446,6 +489,9 @@ def markdown(result: dict) -> str:
     shape = (f"batch {s['batch_size']} x length {s['seq_len']}, {s['num_hidden_layers']} layers, "
              f"hidden {s['hidden_size']}, {result['attention']} attention, {result['steps']} "
              f"timed steps after {result['warmup']} warm-up")
+    if result.get("rounds", 1) > 1:
+        shape += (f", {result['rounds']} rounds (every setting measured once a round, the order "
+                  "reversed every other round; times pool the rounds)")
     lines = [f"## Step cost on {result['device']}", "",
              f"{shape}. Ratios are to {result['baseline']} of the same run "
              f"({result['date']}; torch {result['env']['torch']}, transformers "
@@ -455,20 +501,27 @@ def markdown(result: dict) -> str:
     names = {"max_memory_allocated_gib": "max allocated GiB",
              "max_memory_reserved_gib": "max reserved GiB",
              "peak_rss_gib": "peak RSS GiB", "peak_rss_above_model_gib": "RSS above model GiB"}
+    rounds = result.get("rounds", 1) > 1
+    faults = device_type == "cpu"
     head = ["setting", "precision", "s/step mean", "s/step median", "time x AdamW",
-            names[m1], "x AdamW", names[m2], "x AdamW", "target", "met"]
+            *(["x AdamW in each round"] if rounds else []), names[m1], "x AdamW", names[m2],
+            "x AdamW", *(["minor faults / step"] if faults else []), "target", "met"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["rows"]:
         target = ", ".join(f"{k.removesuffix('_ratio')} <= {v}x"
                            for k, v in (r.get("target") or {}).items()) or ""
         met = {True: "yes", False: "NO", None: "n/a"}[r.get("meets_target")] if target else ""
         if r["status"] != "ok":
-            cells = [r["setting"], r["precision"], f"failed: {r['error']}", *[""] * 6, target, ""]
+            cells = [r["setting"], r["precision"], f"failed: {r['error']}",
+                     *[""] * (len(head) - 5), target, ""]
         else:
+            per_round = ", ".join(fmt(x, ".2f") for x in r.get("round_time_ratios") or [])
             cells = [r["setting"], r["precision"], fmt(r["step_time_mean_s"]),
                      fmt(r["step_time_median_s"]), fmt(r["time_ratio"], ".2f", "x"),
+                     *([per_round or "n/a"] if rounds else []),
                      fmt(r[m1], ".3f"), fmt(r[m1.removesuffix("_gib") + "_ratio"], ".2f", "x"),
                      fmt(r[m2], ".3f"), fmt(r[m2.removesuffix("_gib") + "_ratio"], ".2f", "x"),
+                     *([fmt(r.get("minor_faults_per_step"), ".0f")] if faults else []),
                      target, met]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -493,6 +546,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seq-len", type=int, default=None,
                    help="default from the config: 384 on cuda, 128 on cpu")
     p.add_argument("--steps", type=int, default=None, help="timed steps per setting (default 10)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="measure every setting this many times, interleaved (default 1)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3)")
     p.add_argument("--settings", default=None,
                    help="comma-separated names from the config (default: all)")
@@ -535,11 +590,13 @@ def resolve(opts: argparse.Namespace, bench: dict) -> list[str]:
                      f"GPU default {gpu['batch_size']} x {gpu['seq_len']}")
     opts.steps = int(bench["steps"]) if opts.steps is None else opts.steps
     opts.warmup = int(bench["warmup"]) if opts.warmup is None else opts.warmup
+    opts.rounds = int(bench.get("rounds", 1)) if opts.rounds is None else opts.rounds
     opts.attention = opts.attention or bench.get("attention", "math")
     opts.seed = int(bench.get("seed", 0)) if opts.seed is None else opts.seed
     opts.out = Path(opts.out or bench.get("out", "results/bench"))
-    if opts.steps < 1 or opts.warmup < 1 or opts.batch_size < 1 or opts.seq_len < 1:
-        raise SystemExit("bench_step: --steps, --warmup, --batch-size and --seq-len must be >= 1")
+    if min(opts.steps, opts.warmup, opts.batch_size, opts.seq_len, opts.rounds) < 1:
+        raise SystemExit("bench_step: --steps, --warmup, --batch-size, --seq-len and --rounds "
+                         "must be >= 1")
     return notes
 
 
@@ -576,21 +633,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     isolate = opts.isolate or opts.device == "cpu"
     device_type = opts.device
 
-    for i, row in enumerate(rows, 1):
-        print(f"[{i}/{len(rows)}] {row['setting']} ({row['label']}, {row['precision']}) ...",
-              file=sys.stderr, flush=True)
-        try:
-            measured = measure_in_child(row, opts) if isolate else measure(row, model_spec, opts)
-            row.update(status="ok", **measured)
-        except Exception as err:  # one failed setting (e.g. out of memory) must not end a run
-            row.update(status="failed", error=f"{type(err).__name__}: {err}".splitlines()[0])
-        free_memory(device_type)
-        if row["status"] == "ok":
-            mem = MEMORY_METRICS[device_type][0]
-            print(f"[{i}/{len(rows)}] {row['setting']}: {row['step_time_mean_s']:.4g} s/step, "
-                  f"{mem} {row[mem]:.3f}", file=sys.stderr, flush=True)
-        else:
-            print(f"[{i}/{len(rows)}] {row['setting']}: FAILED {row['error']}", file=sys.stderr)
+    measured: list[list[dict]] = [[] for _ in rows]  # each row's measurement in each round
+    for rnd in range(opts.rounds):
+        order = range(len(rows)) if rnd % 2 == 0 else reversed(range(len(rows)))
+        tag = f"round {rnd + 1}/{opts.rounds}, " if opts.rounds > 1 else ""
+        for n, i in enumerate(order, 1):
+            row = rows[i]
+            if row.get("status") == "failed":
+                continue  # it failed in an earlier round (e.g. out of memory): not again
+            where = f"[{tag}{n}/{len(rows)}] {row['setting']}"
+            print(f"{where} ({row['label']}, {row['precision']}) ...", file=sys.stderr, flush=True)
+            try:
+                one = measure_in_child(row, opts) if isolate else measure(row, model_spec, opts)
+                measured[i].append(one)
+            except Exception as err:  # one failed setting (e.g. out of memory) must not end a run
+                row.update(status="failed", error=f"{type(err).__name__}: {err}".splitlines()[0])
+            free_memory(device_type)
+            if row.get("status") == "failed":
+                print(f"{where}: FAILED {row['error']}", file=sys.stderr)
+            else:
+                mem = MEMORY_METRICS[device_type][0]
+                print(f"{where}: {one['step_time_mean_s']:.4g} s/step, {mem} {one[mem]:.3f}",
+                      file=sys.stderr, flush=True)
+    for row, rounds in zip(rows, measured, strict=True):
+        if row.get("status") != "failed":
+            row.update(status="ok", **pool_rounds(rounds, device_type))
 
     add_ratios(rows, device_type)
     device = device_name(opts.device)
@@ -608,7 +675,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                          "vocab_size")}},
         "shape_overrides": {k: v for k, v in (("layers", opts.layers), ("hidden", opts.hidden))
                             if v is not None},
-        "steps": opts.steps, "warmup": opts.warmup, "seed": opts.seed,
+        "steps": opts.steps, "warmup": opts.warmup, "rounds": opts.rounds, "seed": opts.seed,
         "attention": opts.attention, "baseline": bench["baseline"],
         "isolated_processes": isolate,
         "memory_metric": MEMORY_METRICS[device_type][0],
