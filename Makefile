@@ -93,6 +93,8 @@ tune: $(STAMP)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adahessian resume=true $(TUNE_ARGS)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub resume=true $(TUNE_ARGS)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub_rho resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub_large resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_sgd resume=true $(TUNE_ARGS)
 	$(PY) scripts/report.py tuning --scale $(SCALE)
 
 report: $(STAMP)

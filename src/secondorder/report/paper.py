@@ -22,6 +22,7 @@ TABLE1_CURVES = {  # Figure 1 and the wall-clock figure: the Table I optimizers
     "AdaHessian k=0.5": "table1_adahessian_k05",
     "hand-off (AdamW, then AdaHessian lr 3e-4)": "table3_handoff_lr3e-4",
     "AdaSub (15k questions)": "table1_adasub",
+    "AdaSub (15k questions, 10 epochs)": "table1_adasub_10ep",
 }
 PAPER_FIGURE1 = ("AdamW", "AdaHessian k=0.25", "AdaHessian k=0.5")  # the report's Figure 1
 FIGURES: dict[str, dict] = {
