@@ -23,6 +23,7 @@ TABLE1_CURVES = {  # Figure 1 and the wall-clock figure: the Table I optimizers
     "hand-off (AdamW, then AdaHessian lr 3e-4)": "table3_handoff_lr3e-4",
     "AdaSub (15k questions)": "table1_adasub",
     "AdaSub (15k questions, 10 epochs)": "table1_adasub_10ep",
+    "AdamW (15k questions, 10 epochs)": "table1_adamw_15k_10ep",
 }
 PAPER_FIGURE1 = ("AdamW", "AdaHessian k=0.25", "AdaHessian k=0.5")  # the report's Figure 1
 FIGURES: dict[str, dict] = {
