@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 SCALE ?= demo
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo demo-pretrained test lint bench gpu-check reproduce reproduce-table1 reproduce-table3 reproduce-figures tune report spectrum clean
+.PHONY: help install demo demo-pretrained test lint bench gpu-check reproduce reproduce-table1 reproduce-table3 reproduce-figures tune ablate report spectrum clean
 
 help:
 	@echo "make install            create $(VENV) and install torch + secondorder[dev]"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench              per-step time and memory of every optimizer as ratios to AdamW (GPU if present)"
 	@echo "make gpu-check          everything to verify on a GPU in <= 8 min (GPU_CHECK_ARGS=--dry-run: the plan)"
 	@echo "make tune               lr sweeps at embedded scale on held-out training questions -> results/demo/tuning/"
+	@echo "make ablate             why AdaHessian does not answer: one factor changed per run -> results/demo/ablation/"
 	@echo "make report             rebuild tables/figures in results/ from existing runs"
 	@echo "make spectrum           blockwise Hessian spectra + JS0 of the demo model (paper: Table I AdamW) at init and after training"
 
@@ -96,6 +97,14 @@ tune: $(STAMP)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub_large resume=true $(TUNE_ARGS)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_sgd resume=true $(TUNE_ARGS)
 	$(PY) scripts/report.py tuning --scale $(SCALE)
+
+# Why AdaHessian does not answer at embedded scale (scripts/ablate.py, configs/ablation.yaml):
+# every factor changed one at a time from the failing Table I setting, finished runs skipped,
+# then results/demo/ablation/ablation.{md,csv}, telemetry.csv and ablation.png.
+# ABLATE_ARGS: e.g. --parts screen, --dry-run, --report-only, --launcher slurm_a100.
+ABLATE_ARGS ?=
+ablate: $(STAMP)
+	$(PY) scripts/ablate.py $(LAUNCH) $(ABLATE_ARGS)
 
 report: $(STAMP)
 	$(PY) scripts/report.py all --scale $(SCALE)

@@ -144,6 +144,10 @@ def test_gradient_overflow_skips_the_step_and_backs_off(monkeypatch):
     class Stub:  # what Trainer._train_step uses of the trainer
         tcfg = {"grad_clip_norm": 1.0}
         world = SINGLE  # one process
+        _grad_norms: list[float] = []
+
+        def _hessian_batch(self, optimizer, progress):  # AdaSub draws no second batch
+            return None
 
     stub = Stub()
     stub.scaler, stub.model, stub._loss = scaler, model, loss_fn_for(model)

@@ -20,13 +20,20 @@ CONFIGS = ROOT / "configs"
 def planned_runs(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
                  overrides: list[str]) -> list[dict]:
     """One entry per run: experiment, seed, run_dir (composed exactly as training composes it)."""
+    seeds = seeds or list(OmegaConf.load(CONFIGS / "reproduce.yaml")[scale]["seeds"])
+    return compose_plan(scale, {experiment: seeds if which == "all" else seeds[:1]
+                                for experiment, which in needed_experiments(parts, scale=scale).items()},
+                        overrides)
+
+
+def compose_plan(scale: str, experiments: dict[str, list[int]], overrides: list[str]) -> list[dict]:
+    """One entry per (experiment, seed) of `experiments` (names relative to `scale`), in order."""
     from hydra import compose, initialize_config_dir
 
-    seeds = seeds or list(OmegaConf.load(CONFIGS / "reproduce.yaml")[scale]["seeds"])
     plan = []
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        for experiment, which in needed_experiments(parts).items():
-            for seed in seeds if which == "all" else seeds[:1]:
+        for experiment, seeds in experiments.items():
+            for seed in seeds:
                 args = [f"experiment={scale}/{experiment}", f"seed={seed}", *overrides]
                 cfg = compose("train", overrides=args)
                 plan.append({"experiment": f"{scale}/{experiment}", "seed": seed,
@@ -63,19 +70,15 @@ def launch_waves(todo: list[dict], launcher: str, overrides: list[str]) -> int:
     return 0
 
 
-def reproduce(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
-              overrides: list[str], *, dry_run: bool = False, launcher: str | None = None) -> int:
-    """`launcher`: a configs/hydra/launcher/ name (slurm_a100, slurm_v100, local): the runs go
-    to it as Hydra multiruns (`launch_waves`) instead of training here one after another."""
-    from secondorder.report.figures import write_figures
-    from secondorder.report.tables import write_table
-
+def train_plan(plan: list[dict], overrides: list[str], *, dry_run: bool = False,
+               launcher: str | None = None, what: str = "reproduce") -> int:
+    """Train the runs of `plan` (from :func:`planned_runs`) that are not complete, one after
+    another here, or through Hydra's submitit `launcher`; print each run's state. Returns the
+    first non-zero exit code, or 0."""
     if launcher and not (CONFIGS / "hydra" / "launcher" / f"{launcher}.yaml").exists():
         known = sorted(p.stem for p in (CONFIGS / "hydra" / "launcher").glob("*.yaml"))
-        raise SystemExit(f"reproduce: --launcher {launcher}: no configs/hydra/launcher/"
+        raise SystemExit(f"{what}: --launcher {launcher}: no configs/hydra/launcher/"
                          f"{launcher}.yaml; known: {known}")
-    plan = planned_runs(scale, parts, seeds, overrides)
-    t0 = time.time()
     for i, run in enumerate(plan, 1):
         state = "done" if is_complete(run["run_dir"]) else "to train"
         print(f"[{i}/{len(plan)}] {run['experiment']} seed {run['seed']}: {state}  "
@@ -88,16 +91,27 @@ def reproduce(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
         code = subprocess.run(cmd, cwd=ROOT, check=False).returncode
         run["seconds"] = time.time() - start
         if code != 0:
-            print(f"reproduce: {run['experiment']} seed {run['seed']} failed (exit {code}); "
+            print(f"{what}: {run['experiment']} seed {run['seed']} failed (exit {code}); "
                   "fix it and run again: finished runs are kept", file=sys.stderr)
             return code
-    if dry_run:
-        return 0
-    if launcher:
-        todo = [r for r in plan if not is_complete(r["run_dir"])]
-        code = launch_waves(todo, launcher, overrides)
-        if code != 0:
-            return code
+    if launcher and not dry_run:
+        return launch_waves([r for r in plan if not is_complete(r["run_dir"])], launcher,
+                            overrides)
+    return 0
+
+
+def reproduce(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
+              overrides: list[str], *, dry_run: bool = False, launcher: str | None = None) -> int:
+    """`launcher`: a configs/hydra/launcher/ name (slurm_a100, slurm_v100, local): the runs go
+    to it as Hydra multiruns (`launch_waves`) instead of training here one after another."""
+    from secondorder.report.figures import write_figures
+    from secondorder.report.tables import write_table
+
+    plan = planned_runs(scale, parts, seeds, overrides)
+    t0 = time.time()
+    code = train_plan(plan, overrides, dry_run=dry_run, launcher=launcher)
+    if code != 0 or dry_run:
+        return code
     results = Path(plan[0]["run_dir"]).parents[2] if plan else ROOT / "results"
     made = [write_table(t, results, scale) for t in ("table1", "table3") if t in parts]
     if "figures" in parts:

@@ -51,6 +51,15 @@ Decisions on points the paper leaves open (each one is tested in ``tests/optim``
 * **Gradient clipping** between ``backward`` and ``step`` changes ``p.grad`` (hence the first
   moment) but not the Hessian estimate: the HVP differentiates the autograd graph of the
   gradient, which in-place edits of ``p.grad`` under ``no_grad`` do not alter.
+* **Ablation switches** (``make ablate``; defaults are the paper's algorithm):
+  ``curvature_source="gradient_squared"`` replaces ``z * Hz`` by ``g * g`` with everything
+  else unchanged (no double-backward graph is then needed: at ``k = 0.5`` the update is
+  Adam-like, ``m / (mean over the block of g^2) + eps``), the control for whether the
+  Hutchinson estimate is what fails; ``bias_correction=False`` drops both bias corrections;
+  ``block_size="row"`` averages over the whole last dimension; ``hessian_batch="independent"``
+  asks the trainer for Hessian products on a second batch drawn independently of the gradient's
+  (:func:`secondorder.optim.protocol.backward_for_step` passes its gradients as
+  ``hessian_grads``).
 * After :meth:`AdaHessian.step` every ``p.grad`` is detached, so no graph outlives the step.
 * Counters (``step``, ``hessian_step``) and generator states are saved by
   :meth:`state_dict` under the key ``"secondorder"``; resuming is bit-identical.
@@ -70,15 +79,20 @@ from .curvature import hessian_vector_product, rademacher_like, spatial_average
 
 __all__ = ["AdaHessian"]
 
-def _smooth(d: Tensor, block_size: int, average_1d: bool) -> Tensor:
+CURVATURE_SOURCES = ("hutchinson", "gradient_squared")
+HESSIAN_BATCHES = ("same", "independent")
+WHOLE_ROW = "row"  # block_size value: average over the whole last dimension
+
+
+def _smooth(d: Tensor, block_size: int | str, average_1d: bool) -> Tensor:
     """Spatial averaging policy of :class:`AdaHessian` (see module docstring)."""
-    if block_size <= 1 or d.dim() == 0:
+    if block_size == 1 or d.dim() == 0:
         return d
     if d.dim() == 4:
         return d.mean(dim=(2, 3), keepdim=True).expand_as(d).clone()
     if d.dim() == 1 and not average_1d:
         return d
-    return spatial_average(d, block_size)
+    return spatial_average(d, d.shape[-1] if block_size == WHOLE_ROW else block_size)
 
 
 # ---------------------------------------------------------------------------- optimizer
@@ -94,7 +108,7 @@ class AdaHessian(GlobalStateOptimizer):
         weight_decay: decoupled weight decay (``theta *= 1 - lr * weight_decay``).
         hessian_power: ``k`` in ``(0, 1]``.
         n_samples: Rademacher vectors per refresh (the estimate is their mean).
-        block_size: spatial-averaging block ``b`` (1 = off).
+        block_size: spatial-averaging block ``b`` (1 = off, ``"row"`` = the whole last dimension).
         average_1d: also average 1-D tensors.
         hessian_interval: refresh the Hessian estimate every this many steps.
         hessian_batch_fraction: fraction of the batch the trainer uses for the Hessian
@@ -102,9 +116,16 @@ class AdaHessian(GlobalStateOptimizer):
         seed: seed of the Rademacher generator (``None``: ``torch.initial_seed()``).
         foreach: use ``torch._foreach_*`` over all tensors of a group at once (else one
             tensor at a time, same arithmetic, smaller temporaries).
+        average_abs: average ``|z * Hz|`` (the official code) instead of the signed estimate.
+        curvature_source: ``"hutchinson"`` (``z * Hz``, the paper) or ``"gradient_squared"``
+            (``g * g``: the ablation control, no Hessian products).
+        bias_correction: divide the moments by ``1 - beta^t`` (Adam's bias correction).
+        hessian_batch: ``"same"`` (the gradient's batch) or ``"independent"`` (the trainer
+            draws a second batch for the Hessian products).
 
     Model-wide settings (``n_samples``, ``hessian_interval``, ``hessian_batch_fraction``,
-    ``seed``, ``foreach``) are attributes, not group keys.
+    ``seed``, ``foreach``, ``average_abs``, ``curvature_source``, ``hessian_batch``) are
+    attributes, not group keys; ``bias_correction`` is a group key.
     """
 
     def __init__(
@@ -123,6 +144,9 @@ class AdaHessian(GlobalStateOptimizer):
         seed: int | None = None,
         foreach: bool = True,
         average_abs: bool = False,
+        curvature_source: str = "hutchinson",
+        bias_correction: bool = True,
+        hessian_batch: str = "same",
     ) -> None:
         owner = "AdaHessian"
         self._check_group_values(lr, betas, eps, weight_decay, hessian_power, block_size, owner)
@@ -149,6 +173,12 @@ class AdaHessian(GlobalStateOptimizer):
         )
         check("seed", seed, seed is None or isinstance(seed, int), "integer or None", owner)
         check("average_abs", average_abs, isinstance(average_abs, bool), "true or false", owner)
+        check("curvature_source", curvature_source, curvature_source in CURVATURE_SOURCES,
+              " | ".join(CURVATURE_SOURCES), owner)
+        check("bias_correction", bias_correction, isinstance(bias_correction, bool),
+              "true or false", owner)
+        check("hessian_batch", hessian_batch, hessian_batch in HESSIAN_BATCHES,
+              " | ".join(HESSIAN_BATCHES), owner)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -157,6 +187,7 @@ class AdaHessian(GlobalStateOptimizer):
             hessian_power=hessian_power,
             block_size=block_size,
             average_1d=average_1d,
+            bias_correction=bias_correction,
         )
         super().__init__(params, defaults)
         for g in self.param_groups:
@@ -175,6 +206,8 @@ class AdaHessian(GlobalStateOptimizer):
         self.seed = torch.initial_seed() if seed is None else seed
         self.foreach = foreach
         self.average_abs = average_abs
+        self.curvature_source = curvature_source
+        self.hessian_batch = hessian_batch
         # Telemetry (secondorder.optim.telemetry): share of negative Hutchinson entries per
         # parameter at the last refresh, counted only while `track_negatives` is on.
         self.track_negatives = False
@@ -213,14 +246,18 @@ class AdaHessian(GlobalStateOptimizer):
         check(
             "block_size",
             block_size,
-            isinstance(block_size, int) and block_size >= 1,
-            "integer >= 1",
+            block_size == WHOLE_ROW or (isinstance(block_size, int) and block_size >= 1),
+            f"integer >= 1 or {WHOLE_ROW!r}",
             owner,
         )
 
     # ------------------------------------------------------------------ trainer protocol
     def needs_curvature(self) -> bool:
-        """True when the coming :meth:`step` refreshes the Hessian estimate."""
+        """True when the coming :meth:`step` refreshes the Hessian estimate from Hessian
+        products (so the gradient must carry its graph)."""
+        return self._refresh_due() and self.curvature_source == "hutchinson"
+
+    def _refresh_due(self) -> bool:
         return self._global["step"] % self.hessian_interval == 0
 
     @property
@@ -270,6 +307,17 @@ class AdaHessian(GlobalStateOptimizer):
             self._generators[key] = gen
 
     # ------------------------------------------------------------------ Hutchinson
+    def _diagonal_estimate(
+        self, params: list[Tensor], grads: list[Tensor], groups: list[dict[str, Any]], scale: float
+    ) -> list[Tensor]:
+        """The spatially averaged estimate ``D^s`` of every parameter (Hutchinson or, as the
+        ablation control, the squared gradient)."""
+        if self.curvature_source == "gradient_squared":
+            est = [(g * g).to(state_dtype(p)) for g, p in zip(grads, params, strict=True)]
+            return [_smooth(d, g["block_size"], g["average_1d"])
+                    for d, g in zip(est, groups, strict=True)]
+        return self._hessian_diagonal(params, grads, groups, scale)
+
     def _hessian_diagonal(
         self, params: list[Tensor], grads: list[Tensor], groups: list[dict[str, Any]], scale: float
     ) -> list[Tensor]:
@@ -308,20 +356,23 @@ class AdaHessian(GlobalStateOptimizer):
 
     # ------------------------------------------------------------------ step
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None, *, hessian_scale: float = 1.0) -> Any:
+    def step(self, closure: Callable[[], Any] | None = None, *, hessian_scale: float = 1.0,
+             hessian_grads: dict[int, Tensor] | None = None) -> Any:
         """One AdaHessian step.
 
         Args:
             closure: returns the batch loss (only called and returned, never needed).
             hessian_scale: multiplies the Hutchinson estimate; the trainer passes
                 ``B / n_s`` when the Hessian graph covers only ``n_s`` of ``B`` examples.
+            hessian_grads: ``id(p) -> gradient with its graph`` of another batch, whose Hessian
+                products are used instead of those of ``p.grad`` (``hessian_batch="independent"``).
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
 
-        refresh = self.needs_curvature()
+        refresh = self._refresh_due()
         params: list[Tensor] = []
         grads: list[Tensor] = []
         owners: list[dict[str, Any]] = []
@@ -340,7 +391,8 @@ class AdaHessian(GlobalStateOptimizer):
         if refresh and params:
             streams = {k: g.get_state() for k, g in self._generators.items()}
             negatives = self.negative_share
-            est = self._hessian_diagonal(params, grads, owners, hessian_scale)
+            sources = grads if hessian_grads is None else [hessian_grads[id(p)] for p in params]
+            est = self._diagonal_estimate(params, sources, owners, hessian_scale)
             if self.skip_nonfinite_curvature and not all(
                     bool(torch.isfinite(d).all()) for d in est):
                 for key, gen in self._generators.items():  # as if no z had been drawn
@@ -408,10 +460,10 @@ class AdaHessian(GlobalStateOptimizer):
                             if any(q is p for q in g["params"]))
         lr = self._last_lrs[index] if index < len(self._last_lrs) else group["lr"]
         t, h = self._global["step"], max(self._global["hessian_step"], 1)
-        beta1, beta2 = group["betas"]
+        bc1, bc2 = _bias_corrections(group, t, h)
         k, eps = group["hessian_power"], group["eps"]
-        denom = (state["exp_hessian_diag_sq"] / (1.0 - beta2**h)).sqrt().pow(k).add(eps)
-        update = state["exp_avg"] / denom * (lr / (1.0 - beta1**t))
+        denom = (state["exp_hessian_diag_sq"] / bc2).sqrt().pow(k).add(eps)
+        update = state["exp_avg"] / denom * (lr / bc1)
         if group["weight_decay"]:
             update.add_(p.to(update.dtype), alpha=lr * group["weight_decay"])
         return denom, float(eps), update
@@ -427,8 +479,7 @@ class AdaHessian(GlobalStateOptimizer):
         if ds is not None:
             torch._foreach_mul_(vs, beta2)
             torch._foreach_addcmul_(vs, ds, ds, value=1.0 - beta2)
-        bc1 = 1.0 - beta1**t
-        bc2 = 1.0 - beta2**h
+        bc1, bc2 = _bias_corrections(group, t, h)
         denom = torch._foreach_sqrt(vs)
         torch._foreach_div_(denom, math.sqrt(bc2))
         if k != 1.0:
@@ -441,3 +492,11 @@ class AdaHessian(GlobalStateOptimizer):
         for p, w in zip(ps, work, strict=True):
             if w is not p:
                 p.copy_(w)
+
+
+def _bias_corrections(group: dict[str, Any], t: int, h: int) -> tuple[float, float]:
+    """``(1 - beta1^t, 1 - beta2^h)``, or ``(1, 1)`` with ``bias_correction`` off."""
+    if not group.get("bias_correction", True):
+        return 1.0, 1.0
+    beta1, beta2 = group["betas"]
+    return 1.0 - beta1**t, 1.0 - beta2**h

@@ -60,7 +60,9 @@ def shard_ranges(size: int, n_slice: int, rank: int, world_size: int):
 
 
 def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer,
-                      loss_scale: float = 1.0, *, rank: int = 0, world_size: int = 1):
+                      loss_scale: float = 1.0, *, rank: int = 0, world_size: int = 1,
+                      hessian_batch: Mapping[str, torch.Tensor] | None = None,
+                      always_create_graph: bool = False):
     """Forward and backward for the coming `optimizer.step`, as the optimizer asks.
 
     Returns the detached (unscaled) batch loss and the keyword arguments for `step()`. With
@@ -75,33 +77,64 @@ def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer,
     batch; this rank forwards its `shard_ranges` only, each part weighted by its share of the
     global batch, so the returned loss, p.grad and the products are this rank's terms of sums
     over ranks (the caller sums gradients and loss; the optimizer sums products).
+
+    `hessian_batch` (for an optimizer with ``hessian_batch == "independent"``, on curvature
+    steps; one process only): the gradient batch gets a plain backward and the Hessian products
+    come from the gradient of this second batch, passed to `step()` as ``hessian_grads``.
+    `always_create_graph`: build the double-backward graph on every step, for every optimizer,
+    as the report's training loop did (the same update, the cost of a curvature step).
     """
     curvature = bool(getattr(optimizer, "needs_curvature", lambda: False)())
+    if curvature and getattr(optimizer, "hessian_batch", "same") == "independent":
+        if hessian_batch is None or world_size > 1:
+            raise ValueError("hessian_batch='independent' needs a second batch for the Hessian "
+                             "(the trainer draws it) and one process")
+        return _backward_independent(loss_fn, batch, hessian_batch, optimizer, loss_scale)
     fraction = float(getattr(optimizer, "hessian_batch_fraction", 1.0)) if curvature else 1.0
     size = len(batch["input_ids"])
     n_slice = curvature_slice_size(size, fraction) if fraction < 1.0 else size
     hessian_scale = (size / n_slice) / float(loss_scale)
     kwargs = {"hessian_scale": hessian_scale} if curvature and hessian_scale != 1.0 else {}
-    with attention_for(curvature):
+    with attention_for(curvature or always_create_graph):
         ranges = shard_ranges(size, n_slice, rank, world_size)
-        return _backward_parts(loss_fn, batch, curvature, loss_scale, ranges), kwargs
+        graph = (curvature or always_create_graph, always_create_graph)
+        return _backward_parts(loss_fn, batch, graph, loss_scale, ranges), kwargs
 
 
-def _backward_parts(loss_fn, batch, curvature: bool, loss_scale: float, ranges):
+def _backward_independent(loss_fn, batch, hessian_batch, optimizer, loss_scale: float):
+    """A plain backward on `batch` for p.grad; the gradient of `hessian_batch` with its graph,
+    for the Hessian products (``step(hessian_grads=...)``)."""
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+    loss = loss_fn(batch)
+    (loss * loss_scale if loss_scale != 1.0 else loss).backward()
+    with attention_for(True):
+        h_loss = loss_fn(hessian_batch)
+        grads = torch.autograd.grad(h_loss * loss_scale if loss_scale != 1.0 else h_loss, params,
+                                    create_graph=True, allow_unused=True)
+    hessian_grads = {id(p): torch.zeros_like(p) if g is None else g
+                     for p, g in zip(params, grads, strict=True)}
+    kwargs = {"hessian_grads": hessian_grads}
+    if loss_scale != 1.0:
+        kwargs["hessian_scale"] = 1.0 / float(loss_scale)
+    return loss.detach(), kwargs
+
+
+def _backward_parts(loss_fn, batch, graph: tuple[bool, bool], loss_scale: float, ranges):
     """Backward on this rank's part of the batch: the head ([0, n_slice) in one process) with the
-    double-backward graph on curvature steps, the tail without, each weighted by its share of the
+    double-backward graph on curvature steps (`graph`: for the head, the tail), the tail without
+    (unless every step builds it), each weighted by its share of the
     batch (a part that is the whole batch is not reweighted: one process, no slice, is exactly
     `loss.backward()`). An empty part is skipped (a short last batch can leave a rank nothing)."""
     size = len(batch["input_ids"])
     total = None
-    for (start, stop), graph in zip(ranges, (curvature, False), strict=True):
+    for (start, stop), create_graph in zip(ranges, graph, strict=True):
         if stop == start:
             continue
         whole = stop - start == size
         part = loss_fn(batch if whole else {k: v[start:stop] for k, v in batch.items()})
         if not whole:
             part = part * ((stop - start) / size)
-        (part * loss_scale if loss_scale != 1.0 else part).backward(create_graph=graph)
+        (part * loss_scale if loss_scale != 1.0 else part).backward(create_graph=create_graph)
         total = part.detach() if total is None else total + part.detach().to(total.device)
     return torch.zeros(()) if total is None else total
 

@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]  # the repository (src/secondorder/report/)
 PUBLISHED = ROOT / "results" / "published"
 TABLES = ("table1", "table3")
+# the AdamW runs whose epoch-2 checkpoints the hand-offs start from: trained first
+HANDOFF_SOURCES = ("table1_adamw", "table1_adamw_report_code")
 
 TABLE1_CURVES = {  # Figure 1 and the wall-clock figure: the Table I optimizers
     "AdamW": "table1_adamw",
@@ -62,29 +64,35 @@ FIGURES: dict[str, dict] = {
 }
 
 
-def published(table: str, published_dir: str | Path = PUBLISHED) -> list[dict[str, str]]:
-    """The paper's rows of `table` (row, experiment, f1, exact)."""
+def published(table: str, published_dir: str | Path = PUBLISHED,
+              scale: str | None = None) -> list[dict[str, str]]:
+    """The paper's rows of `table` (row, experiment, f1, exact, scales); with `scale`, only the
+    rows that exist at that scale (`scales` empty: every scale; else space-separated names)."""
     with open(Path(published_dir) / f"{table}.csv", newline="") as f:
-        return list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    return [r for r in rows if scale is None or not r.get("scales")
+            or scale in r["scales"].split()]
 
 
-def table_experiments(table: str, published_dir: str | Path = PUBLISHED) -> list[str]:
-    return list(dict.fromkeys(r["experiment"] for r in published(table, published_dir)))
+def table_experiments(table: str, published_dir: str | Path = PUBLISHED,
+                      scale: str | None = None) -> list[str]:
+    return list(dict.fromkeys(r["experiment"] for r in published(table, published_dir, scale)))
 
 
 def needed_experiments(parts: tuple[str, ...] = ("table1", "table3", "figures"),
-                       published_dir: str | Path = PUBLISHED) -> dict[str, str]:
+                       published_dir: str | Path = PUBLISHED,
+                       scale: str | None = None) -> dict[str, str]:
     """Experiment -> "all" (every seed: Table I rows) or "first" (the first seed only), in an
     order that trains each hand-off's AdamW run first."""
     need: dict[str, str] = {}
     if "table1" in parts:
-        need.update(dict.fromkeys(table_experiments("table1", published_dir), "all"))
+        need.update(dict.fromkeys(table_experiments("table1", published_dir, scale), "all"))
     if "table3" in parts:
-        for e in table_experiments("table3", published_dir):
+        for e in table_experiments("table3", published_dir, scale):
             need.setdefault(e, "first")
     if "figures" in parts:
         for spec in FIGURES.values():
             for e in spec["curves"].values():
                 need.setdefault(e, "first")
-    first = [e for e in need if e == "table1_adamw"]  # every hand-off starts from its epoch 2
+    first = [e for e in need if e in HANDOFF_SOURCES]
     return {e: need[e] for e in first + [e for e in need if e not in first]}

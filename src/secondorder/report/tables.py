@@ -126,7 +126,7 @@ def comparison_table(table: str, results_root: str | Path, scale: str,
     The first row (AdamW) is the baseline of the ratios and of the loss target.
     """
     rows = []
-    for ref in published(table, paper_dir):
+    for ref in published(table, paper_dir, scale):
         logs = run_logs(results_root, scale, ref["experiment"])
         costs = [run_costs(lg) for lg in logs]
         rows.append({

@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 class ConfigError(ValueError):
     """A config value that cannot run; the message names the key."""
@@ -72,6 +70,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.progress": BOOL,
     "trainer.keep_epoch_checkpoints": BOOL,
     "trainer.curvature_telemetry": BOOL,
+    "trainer.create_graph_every_step": BOOL,
     "eval.batch_size": POSITIVE_INT,
     "eval.n_best_size": POSITIVE_INT,
     "eval.max_answer_length": POSITIVE_INT,
@@ -120,15 +119,14 @@ def validate(cfg: Mapping) -> None:
 
 def _validate_optimizers(cfg: Mapping) -> None:
     """Every phase's optimizer config, now rather than when its phase starts (epochs later)."""
-    from secondorder.optim import build_optimizer
+    from secondorder.optim.registry import validate_optimizer_config
 
-    probe = torch.nn.Linear(2, 2)
     nodes = [("optimizer", cfg["optimizer"])]
     if cfg["strategy"]["name"] == "handoff" and not cfg["strategy"].get("init_from"):
         nodes.append(("strategy.first_optimizer", cfg["strategy"]["first_optimizer"]))
     for path, node in nodes:
         try:
-            build_optimizer(node, probe, num_training_steps=1)
+            validate_optimizer_config(node)
         except ValueError as err:
             raise ConfigError(str(err).replace("optimizer.", f"{path}.", 1)) from None
 
@@ -154,12 +152,20 @@ def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 # keys added after runs were saved without them: absent means this value
-ADDED_KEYS = {"trainer.param_dtype": "float32"}
+ADDED_KEYS = {"trainer.param_dtype": "float32", "trainer.create_graph_every_step": False}
+# and keys of one optimizer, absent from runs saved before them (optimizer.<key>)
+ADDED_OPTIMIZER_KEYS = {"adahessian": {"curvature_source": "hutchinson", "bias_correction": True,
+                                       "hessian_batch": "same"}}
+
+
+def _added_optimizer_keys(cfg: Mapping) -> dict[str, Any]:
+    name = (cfg.get("optimizer") or {}).get("name")
+    return {f"optimizer.{k}": v for k, v in ADDED_OPTIMIZER_KEYS.get(name, {}).items()}
 
 
 def resume_differences(saved: Mapping, current: Mapping) -> list[str]:
     """`key: saved -> current` for every key that differs and is not safe to change on resume."""
-    a, b = {**ADDED_KEYS, **_flat(saved)}, {**ADDED_KEYS, **_flat(current)}
+    a, b = ({**ADDED_KEYS, **_added_optimizer_keys(c), **_flat(c)} for c in (saved, current))
 
     def safe(key: str) -> bool:
         return any(key == s or key.startswith(s + ".") for s in RESUME_SAFE)

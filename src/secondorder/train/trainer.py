@@ -70,6 +70,7 @@ class StopRequested(Exception):
     """`trainer.stop_after_steps` was reached: the run stops as if killed (no checkpoint)."""
 
 
+HESSIAN_ORDER_SEED = 104_729  # offset of the seed of the independent Hessian batches' order
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # SLURM's preemption / time-limit warning
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: slurm/train.sbatch requeues the job on this code
 
@@ -334,6 +335,7 @@ class Trainer:
                                   start=progress.batch)
         reset_peak_memory(self.device)
         meter, losses = Throughput(self.device), []
+        self._grad_norms: list[float] = []
         log_every = int(self.tcfg["log_every_steps"])
         eval_every = int(self.tcfg.get("eval_every_steps") or 0)
         ckpt_every = int(self.tcfg.get("checkpoint_every_steps") or 0)
@@ -357,6 +359,8 @@ class Trainer:
                 "step": progress.step, "phase": phase.index, "optimizer": phase.name,
                 "epoch": epoch_global - 1 + progress.batch / self.steps_per_epoch,
                 "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+                # the global gradient norm before clipping (mean over the steps of the record)
+                "grad_norm": float(np.mean(self._grad_norms)) if self._grad_norms else None,
                 "train_time_s": progress.train_time_s + time.perf_counter() - mark,
                 **meter.read(), **memory_stats(self.device),
                 **optimizer_counters(),  # e.g. AdaSub's adasub/fallbacks, adasub/skipped
@@ -370,6 +374,7 @@ class Trainer:
                                               "optimizer": phase.name, **stats})
             bar.set_postfix(loss=f"{record['loss']:.3f}", ex_s=f"{record['examples_per_s']:.0f}")
             losses.clear()
+            self._grad_norms.clear()
 
         bar = tqdm(batches, total=self.steps_per_epoch, initial=progress.batch,
                    desc=f"{phase.name} epoch {epoch_global}",
@@ -441,10 +446,26 @@ class Trainer:
     def _loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return batch_loss(self.model, batch, self.device, self.autocast)
 
+    def _hessian_batch(self, optimizer, progress: Progress):
+        """For an optimizer whose Hessian products come from a batch of their own
+        (``hessian_batch="independent"``), on its curvature steps: batch number (step mod steps
+        per epoch) of a shuffled order with a seed of its own, a pure function of the step (so
+        a resumed run draws the same batches)."""
+        if getattr(optimizer, "hessian_batch", "same") != "independent" or not \
+                optimizer.needs_curvature():
+            return None
+        epoch, index = divmod(progress.step, self.steps_per_epoch)
+        order = epoch_order(len(self.train_features), int(self.cfg["seed"]) + HESSIAN_ORDER_SEED,
+                            epoch)
+        return next(iterate_batches(self.train_features, order, self.batch_size, self.pad_id,
+                                    start=index))
+
     def _train_step(self, batch, optimizer, scheduler, progress: Progress) -> float:
         scale = self.scaler.scale if self.scaler is not None else 1.0
-        loss, step_kwargs = backward_for_step(self._loss, batch, optimizer, loss_scale=scale,
-                                              rank=self.world.rank, world_size=self.world.size)
+        loss, step_kwargs = backward_for_step(
+            self._loss, batch, optimizer, loss_scale=scale, rank=self.world.rank,
+            world_size=self.world.size, hessian_batch=self._hessian_batch(optimizer, progress),
+            always_create_graph=bool(self.tcfg.get("create_graph_every_step")))
         if self.world.distributed:  # the global batch's gradient and loss on every rank
             self.world.sum_gradients(list(self.model.parameters()))
             loss = self.world.sum_value(loss, self.device)
@@ -462,7 +483,12 @@ class Trainer:
             return value
         clip = self.tcfg.get("grad_clip_norm")
         if clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(clip))
+        else:  # the norm only: the gradients are left exactly as they are
+            with torch.no_grad():
+                norm = torch.nn.utils.get_total_norm(
+                    [p.grad for p in self.model.parameters() if p.grad is not None])
+        self._grad_norms.append(float(norm))
         optimizer.step(lambda: loss, **step_kwargs)
         skipped = bool(getattr(optimizer, "step_skipped", False))  # curvature overflow
         if self.scaler is not None:

@@ -1,0 +1,200 @@
+"""`make ablate`: one row per changed factor of the failing AdaHessian setting, and a figure.
+
+Reads the complete runs of the experiments that `configs/ablation.yaml` names (the baseline,
+the screen at the Table I budget, the confirmation at 10 epochs) and writes
+`results/<scale>/ablation/ablation.{md,csv}`, `telemetry.csv` (the last curvature-telemetry
+record of every block, averaged over a row's runs) and `ablation.png`: dev F1 and final
+training loss per setting, against the all-no-answer F1 and AdamW.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from secondorder.report.plotting import save_figure
+from secondorder.report.tables import _mean_std, loss_curve, run_logs, smoothed, time_to_loss
+from secondorder.runs import RunLogs, read_jsonl
+
+ANSWERS_MARGIN = 1.0  # F1 points above the all-no-answer F1 that count as "answers"
+SUMMARY_BLOCKS = ("qa_outputs", "word_embeddings")  # blocks the Markdown table names
+
+
+def _final_loss(logs: RunLogs) -> float | None:
+    losses = loss_curve(logs)["loss"]
+    return float(smoothed(losses)[-1]) if losses.size else None
+
+
+def _telemetry(logs: list[RunLogs]) -> dict[str, float]:
+    """The last curvature record of each run, averaged over the runs (`block/stat` keys)."""
+    last = [records[-1] for lg in logs if (records := read_jsonl(lg.dir / "curvature.jsonl"))]
+    keys = sorted({k for r in last for k in r if "/" in k})
+    return {k: statistics.mean(r[k] for r in last if k in r and r[k] is not None) for k in keys
+            if any(k in r and r[k] is not None for r in last)}
+
+
+def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float | None) -> dict:
+    logs = run_logs(results_root, scale, entry["experiment"])
+    finals = [lg.final for lg in logs]
+    curves = [loss_curve(lg) for lg in logs]
+    telemetry = _telemetry(logs)
+    medians = [v for k, v in telemetry.items() if k.endswith("/denom_median") and v > 0]
+    return {
+        "factor": entry["factor"], "setting": entry["setting"], "budget": budget,
+        "experiment": entry["experiment"], "runs": len(logs),
+        "f1": [f["f1"] for f in finals], "exact": [f["exact"] for f in finals],
+        "HasAns_f1": [f["HasAns_f1"] for f in finals if f.get("HasAns_f1") is not None],
+        "NoAns_f1": [f["NoAns_f1"] for f in finals if f.get("NoAns_f1") is not None],
+        # the F1 of answering nothing: the share of unanswerable questions
+        "null_f1": [100.0 * f["NoAns_total"] / f["total"] for f in finals if f.get("NoAns_total")],
+        "final_loss": [v for lg in logs if (v := _final_loss(lg)) is not None],
+        "time_to_target_s": [time_to_loss(c, target) for c in curves] if target else [],
+        "time_per_step_s": [statistics.median(e["time_s"] / e["steps"] for e in lg.epochs)
+                            for lg in logs if lg.epochs],
+        "denom_spread": max(medians) / min(medians) if medians else None,
+        "telemetry": telemetry,
+    }
+
+
+def ablation_rows(results_root: str | Path, spec: dict) -> tuple[list[dict], float | None]:
+    """(rows, AdamW's final-loss target): the baseline, then the screen, then the confirmation."""
+    root, scale = Path(results_root), spec["scale"]
+    reference = [v for lg in run_logs(root, scale, spec["reference"])
+                 if (v := _final_loss(lg)) is not None]
+    target = max(reference) if reference else None  # the loss every AdamW run reaches
+    baseline = {"factor": "baseline", "setting": "Table I setting (fails)",
+                "experiment": spec["baseline"]}
+    rows = [_row(baseline, "3 epochs", root, scale, target)]
+    rows += [_row(e, "3 epochs", root, scale, target) for e in spec["screen"]]
+    rows += [_row(e, "10 epochs", root, scale, target) for e in spec.get("confirm") or []]
+    return rows, target
+
+
+def answers(row: dict) -> bool:
+    """Every run of the row beats the all-no-answer F1 by ANSWERS_MARGIN points."""
+    return bool(row["f1"]) and all(f > n + ANSWERS_MARGIN
+                                   for f, n in zip(row["f1"], row["null_f1"], strict=False))
+
+
+def _fmt(value: float | None, fmt: str = ".3g") -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:{fmt}}"
+
+
+def _to_target(row: dict) -> str:
+    reached = [t for t in row["time_to_target_s"] if t is not None]
+    if not row["runs"]:
+        return "—"
+    if len(reached) < row["runs"]:
+        return f"not reached ({row['runs'] - len(reached)} of {row['runs']})"
+    return f"{statistics.mean(reached):.0f} s"
+
+
+def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str:
+    lines = [
+        f"make ablate ({scale} scale): AdaHessian with one factor changed from the failing "
+        "Table I setting (mean ± std over runs)", "",
+        "| factor | setting | budget | runs | F1 | HasAns F1 | NoAns F1 | answers | final loss "
+        "| time to AdamW's loss | time/step | denominator spread | QA head update/weight "
+        "| eps share, word embeddings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["telemetry"]
+        lines.append(
+            f"| {r['factor']} | {r['setting']} | {r['budget']} | {r['runs']} | "
+            f"{_mean_std(r['f1'])} | {_mean_std(r['HasAns_f1'])} | {_mean_std(r['NoAns_f1'])} | "
+            f"{'yes' if answers(r) else 'no'} | {_mean_std(r['final_loss'], '.3f')} | "
+            f"{_to_target(r)} | "
+            f"{_fmt(statistics.mean(r['time_per_step_s']) if r['time_per_step_s'] else None)} s | "
+            f"{_fmt(r['denom_spread'], '.0f')}× | {_fmt(t.get('qa_outputs/update_ratio'))} | "
+            f"{_fmt(t.get('word_embeddings/eps_share'), '.2f')} |")
+    lines += [
+        "", f"answers: every run's dev F1 is more than {ANSWERS_MARGIN:g} point above the "
+        "all-no-answer F1 (the share of unanswerable dev questions, 33.3 here). Final loss: the "
+        "mean of the last 5 logged training losses. Time to AdamW's loss: training seconds until "
+        "that moving mean falls to AdamW's final loss "
+        f"({_fmt(target, '.4f')}, its 3-epoch Table I runs); timings come from runs that shared "
+        "the machine's 2 cores with one other run (time/step compares rows only roughly). "
+        "Telemetry (the last record of each run, `curvature.jsonl`): denominator spread = largest "
+        "/ smallest per-block median of (sqrt(v_hat))^k + eps; QA head update/weight = "
+        "||last update|| / ||weights|| of the span head; eps share = share of word-embedding "
+        "entries whose denominator eps dominates. Every block's numbers: telemetry.csv."]
+    return "\n".join(lines) + "\n"
+
+
+def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
+    """ablation.md, ablation.csv, telemetry.csv and ablation.png (+ .pdf); returns the paths."""
+    rows, target = ablation_rows(results_root, spec)
+    out = Path(results_root) / spec["scale"] / "ablation"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.md").write_text(ablation_markdown(rows, target, spec["scale"]))
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return f"{statistics.mean(values):.4f}" if values else ""
+
+    with (out / "ablation.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["factor", "setting", "budget", "experiment", "runs", "f1_mean", "f1_runs",
+                    "HasAns_f1_mean", "NoAns_f1_mean", "null_f1", "answers", "final_loss_mean",
+                    "time_to_target_s_mean", "time_per_step_s_mean", "denom_spread"])
+        for r in rows:
+            w.writerow([r["factor"], r["setting"], r["budget"], r["experiment"], r["runs"],
+                        mean(r["f1"]), " ".join(f"{v:.2f}" for v in r["f1"]),
+                        mean(r["HasAns_f1"]), mean(r["NoAns_f1"]), mean(r["null_f1"]),
+                        answers(r), mean(r["final_loss"]), mean(r["time_to_target_s"]),
+                        mean(r["time_per_step_s"]), _fmt(r["denom_spread"], ".4g")])
+    with (out / "telemetry.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        stats = sorted({k.split("/", 1)[1] for r in rows for k in r["telemetry"]})
+        w.writerow(["factor", "setting", "budget", "block", *stats])
+        for r in rows:
+            blocks = sorted({k.split("/", 1)[0] for k in r["telemetry"]})
+            for b in blocks:
+                w.writerow([r["factor"], r["setting"], r["budget"], b,
+                            *(_fmt(r["telemetry"].get(f"{b}/{s}"), ".6g") for s in stats)])
+    return [out / "ablation.md", out / "ablation.csv", out / "telemetry.csv",
+            _figure(rows, target, out, spec["scale"])]
+
+
+def _figure(rows: list[dict], target: float | None, out: Path, scale: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if r["runs"]]
+    labels = [f"{r['factor']}: {r['setting']}" + (" [10 ep]" if r["budget"] != "3 epochs" else "")
+              for r in shown]
+    y = np.arange(len(shown))[::-1]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 0.38 * len(shown) + 1.6), sharey=True)
+    colours = ["tab:green" if answers(r) else "tab:grey" for r in shown]
+    ax.barh(y, [statistics.mean(r["f1"]) for r in shown], color=colours, alpha=0.8)
+    for yi, r in zip(y, shown, strict=True):
+        ax.plot(r["f1"], [yi] * len(r["f1"]), "k.", ms=4)
+    null = [n for r in shown for n in r["null_f1"]]
+    if null:
+        ax.axvline(statistics.mean(null), color="tab:red", ls="--", lw=1,
+                   label=f"all-no-answer F1 ({statistics.mean(null):.1f})")
+    ax.set_xlabel("dev F1 (bar: mean; dots: runs)")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
+    ax2.barh(y, [statistics.mean(r["final_loss"]) if r["final_loss"] else 0 for r in shown],
+             color=colours, alpha=0.8)
+    if target is not None:
+        ax2.axvline(target, color="tab:blue", ls="--", lw=1,
+                    label=f"AdamW's final loss ({target:.2f})")
+        ax2.legend(fontsize=8, loc="lower right")
+    ax2.set_xlabel("final training loss (mean of the last 5 logs)")
+    for a in (ax, ax2):
+        a.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"make ablate ({scale} scale): green = answers (F1 above the all-no-answer F1 "
+                 "in every run)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, out / "ablation.pdf", close=False)
+    return save_figure(fig, out / "ablation.png")
