@@ -27,7 +27,9 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
+import re
 import shutil
 import warnings
 from collections.abc import Mapping
@@ -124,10 +126,35 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
 
 
 # ------------------------------------------------------------------------------- checkpoints
+# Checkpoints are opened with torch.load(weights_only=True): tensors, containers and numbers
+# only, so that a crafted file cannot run code when it is opened. Everything a checkpoint holds
+# is written in those forms (the NumPy RNG state as a dict with a tensor, not NumPy's tuple).
+# Checkpoints written before held NumPy's tuple; its array is let through by name, nothing else:
+_LEGACY_NUMPY_GLOBALS = [np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+try:  # numpy >= 2 and 1.x name the array constructor differently
+    from numpy._core.multiarray import _reconstruct as _np_reconstruct
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct
+_LEGACY_NUMPY_GLOBALS.append(_np_reconstruct)
+
+
+def _numpy_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_state(state: Any) -> None:
+    if isinstance(state, dict):  # our form
+        keys = state["keys"].numpy().astype(np.uint32)
+        state = (state["kind"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    np.random.set_state(state)  # or NumPy's own tuple (checkpoints written before)
+
+
 def rng_state() -> dict[str, Any]:
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -137,7 +164,7 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    _set_numpy_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -190,8 +217,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"no checkpoint at {path}: check run_dir (resume=true continues the run in run_dir) "
             "or strategy.init_from"
         )
-    try:  # our own files: they hold RNG states and optimizer state, not only tensors
-        return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(_LEGACY_NUMPY_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:  # the safe loader met something that is not data
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        what = f"it holds {found.group(1)}" if found else "it holds more than tensors and numbers"
+        raise RunError(
+            f"{path} is refused: {what}, which a checkpoint of this project never holds, and "
+            "opening it could run code; nothing from it was run. Use a checkpoint written by "
+            "scripts/train.py") from None
     except Exception as err:  # a truncated or corrupt file: torch raises many kinds
         others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
         choices = (f"start from an earlier one ({', '.join(others)}: copy it to {path.name})"
