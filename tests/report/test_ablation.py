@@ -1,0 +1,133 @@
+"""make ablate's table and figure from hand-made run files, its plan, and its configs: each
+factor's experiment differs from the baseline in training keys, and only in them."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from secondorder.experiments.ablation import ablation_plan, load_spec
+from secondorder.report.ablation import answers, write_ablation
+from secondorder.report.paper import needed_experiments, published
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SPEC = {"scale": "demo", "baseline": "base", "reference": "adamw", "screen_seeds": [1],
+        "confirm_seeds": [1, 2],
+        "screen": [{"factor": "clipping", "setting": "off", "experiment": "ablation/no_clip"},
+                   {"factor": "eps", "setting": "1e-2", "experiment": "ablation/eps"}],
+        "confirm": [{"factor": "clipping", "setting": "off", "experiment": "no_clip_10ep"}]}
+
+
+def fake_run(root: Path, experiment: str, seed: int, f1: float, losses: list[float],
+             telemetry: dict | None = None) -> None:
+    d = root / "demo" / experiment / f"run-seed{seed}"
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(OmegaConf.to_yaml({"seed": seed, "strategy": {}}))
+    final = {"f1": f1, "exact": f1 - 1, "HasAns_f1": 2 * (f1 - 33.3), "NoAns_f1": 100.0,
+             "total": 1000, "NoAns_total": 333}
+    (d / "eval.json").write_text(json.dumps(final))
+    (d / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": 10 * i, "epoch": i / 10, "loss": v, "train_time_s": 5.0 * i}) + "\n"
+        for i, v in enumerate(losses, 1)))
+    (d / "evals.jsonl").write_text(json.dumps({**final, "train_time_s": 50.0}) + "\n")
+    (d / "epochs.jsonl").write_text(json.dumps({"epoch": 1, "steps": 100, "time_s": 20.0}) + "\n")
+    if telemetry:
+        (d / "curvature.jsonl").write_text(json.dumps({"step": 1, "qa_outputs/denom_median": 9.0})
+                                           + "\n" + json.dumps({"step": 2, **telemetry}) + "\n")
+    (d / "complete.json").write_text("{}")
+
+
+@pytest.fixture
+def results(tmp_path):
+    flat = [2.0] * 10
+    fake_run(tmp_path, "adamw", 1, 45.0, [2.0, 1.5, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2, 1.2])
+    fake_run(tmp_path, "base", 1, 33.3, flat, {"qa_outputs/denom_median": 1.0,
+                                              "key/denom_median": 0.01,
+                                              "qa_outputs/update_ratio": 1e-4})
+    fake_run(tmp_path, "ablation/no_clip", 1, 37.0, [2.0, 1.6, 1.3, 1.2, 1.1, 1.1, 1.1, 1.1,
+                                                      1.1, 1.1])
+    fake_run(tmp_path, "ablation/eps", 1, 33.8, flat)  # within the margin: does not answer
+    fake_run(tmp_path, "no_clip_10ep", 1, 40.0, [1.0] * 10)
+    fake_run(tmp_path, "no_clip_10ep", 2, 33.3, [1.0] * 10)  # one seed stays at the null answer
+    return tmp_path
+
+
+def test_rows_answers_targets_and_telemetry(results):
+    paths = write_ablation(results, SPEC)
+    rows = list(csv.DictReader((results / "demo" / "ablation" / "ablation.csv").open()))
+    assert [(r["factor"], r["budget"], r["runs"]) for r in rows] == [
+        ("baseline", "3 epochs", "1"), ("clipping", "3 epochs", "1"), ("eps", "3 epochs", "1"),
+        ("clipping", "10 epochs", "2")]
+    assert [r["answers"] for r in rows] == ["False", "True", "False", "False"]
+    assert float(rows[0]["null_f1"]) == pytest.approx(33.3)
+    assert float(rows[1]["final_loss_mean"]) == pytest.approx(1.1)  # mean of the last 5 losses
+    assert float(rows[0]["denom_spread"]) == pytest.approx(100.0)  # 1.0 / 0.01, last record
+    # AdamW's final loss 1.2: the 5-record moving mean of (2, 1.6, 1.3, 1.2, 1.1, 1.1, 1.1, ...)
+    # is 1.44, 1.26, then 1.16 at the 7th record, logged at 35 s
+    assert float(rows[1]["time_to_target_s_mean"]) == pytest.approx(35.0)
+    assert rows[2]["time_to_target_s_mean"] == ""  # never reached
+    markdown = paths[0].read_text()
+    assert "| clipping | off | 3 epochs | 1 | 37.00 |" in markdown
+    assert "not reached (1 of 1)" in markdown and "100×" in markdown
+    telemetry = list(csv.DictReader((results / "demo" / "ablation" / "telemetry.csv").open()))
+    assert {(t["block"], t["denom_median"]) for t in telemetry if t["factor"] == "baseline"} == {
+        ("key", "0.01"), ("qa_outputs", "1")}
+    png = results / "demo" / "ablation" / "ablation.png"
+    assert png in paths and png.stat().st_size > 5000
+
+
+def test_answers_needs_every_run_above_the_margin():
+    assert answers({"f1": [35.0, 40.0], "null_f1": [33.3, 33.3]})
+    assert not answers({"f1": [35.0, 34.0], "null_f1": [33.3, 33.3]})
+    assert not answers({"f1": [], "null_f1": []})
+
+
+def test_plan_screens_with_one_seed_and_confirms_with_three():
+    spec = load_spec()
+    plan = ablation_plan(spec, [], ("screen", "confirm"))
+    seeds: dict[str, list[int]] = {}
+    for r in plan:
+        seeds.setdefault(r["experiment"], []).append(r["seed"])
+    screen = [f"demo/{e['experiment']}" for e in spec["screen"]]
+    assert all(seeds[e][:1] == spec["screen_seeds"] for e in screen)
+    assert seeds["demo/" + spec["reference"]] and seeds["demo/" + spec["baseline"]]
+    for e in spec.get("confirm") or []:
+        assert set(spec["confirm_seeds"]) <= set(seeds[f"demo/{e['experiment']}"])
+
+
+def _flat(obj, prefix=""):
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+NAMES = ("experiment_name", "run_dir", "logger.group", "logger.tags")
+
+
+@pytest.mark.parametrize("entry", load_spec()["screen"], ids=lambda e: e["experiment"])
+def test_each_factor_changes_what_is_trained(entry):
+    spec = load_spec()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        base = _flat(OmegaConf.to_container(
+            compose("train", [f"experiment=demo/{spec['baseline']}"]), resolve=True))
+        cfg = _flat(OmegaConf.to_container(
+            compose("train", [f"experiment=demo/{entry['experiment']}"]), resolve=True))
+    changed = {k for k in set(base) | set(cfg) if base.get(k) != cfg.get(k) and k not in NAMES}
+    assert changed, entry  # a factor that changes nothing would be a row that cannot differ
+    assert all(k.startswith(("optimizer.", "trainer.", "schedule.")) for k in changed), changed
+
+
+def test_rows_of_one_scale_are_left_out_at_the_other():
+    demo_only = [r["experiment"] for r in published("table1") if r["scales"] == "demo"]
+    assert demo_only
+    assert not set(demo_only) & set(needed_experiments(("table1",), scale="paper"))
+    assert set(demo_only) <= set(needed_experiments(("table1",), scale="demo"))
+    assert all(r["experiment"] not in demo_only for r in published("table1", scale="paper"))
