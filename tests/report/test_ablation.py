@@ -37,8 +37,9 @@ def fake_run(root: Path, experiment: str, seed: int, f1: float, losses: list[flo
     (d / "evals.jsonl").write_text(json.dumps({**final, "train_time_s": 50.0}) + "\n")
     (d / "epochs.jsonl").write_text(json.dumps({"epoch": 1, "steps": 100, "time_s": 20.0}) + "\n")
     if telemetry:
-        (d / "curvature.jsonl").write_text(json.dumps({"step": 1, "qa_outputs/denom_median": 9.0})
-                                           + "\n" + json.dumps({"step": 2, **telemetry}) + "\n")
+        (d / "curvature.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+            {"step": 10, "qa_outputs/denom_median": 9.0}, {"step": 50, **telemetry},
+            {"step": 100, "qa_outputs/denom_median": 7.0}]))  # the one halfway is summarised
     (d / "complete.json").write_text("{}")
 
 
@@ -66,7 +67,7 @@ def test_rows_answers_targets_and_telemetry(results):
     assert [r["answers"] for r in rows] == ["False", "True", "False", "False"]
     assert float(rows[0]["null_f1"]) == pytest.approx(33.3)
     assert float(rows[1]["final_loss_mean"]) == pytest.approx(1.1)  # mean of the last 5 losses
-    assert float(rows[0]["denom_spread"]) == pytest.approx(100.0)  # 1.0 / 0.01, last record
+    assert float(rows[0]["denom_spread"]) == pytest.approx(100.0)  # 1.0 / 0.01, halfway record
     # AdamW's final loss 1.2: the 5-record moving mean of (2, 1.6, 1.3, 1.2, 1.1, 1.1, 1.1, ...)
     # is 1.44, 1.26, then 1.16 at the 7th record, logged at 35 s
     assert float(rows[1]["time_to_target_s_mean"]) == pytest.approx(35.0)

@@ -30,8 +30,14 @@ def _final_loss(logs: RunLogs) -> float | None:
 
 
 def _telemetry(logs: list[RunLogs]) -> dict[str, float]:
-    """The last curvature record of each run, averaged over the runs (`block/stat` keys)."""
-    last = [records[-1] for lg in logs if (records := read_jsonl(lg.dir / "curvature.jsonl"))]
+    """The curvature record halfway through each run (the learning rate decays to 0 at its end,
+    so the last record's update sizes say nothing), averaged over the runs (`block/stat`)."""
+    last = []
+    for lg in logs:
+        records = read_jsonl(lg.dir / "curvature.jsonl")
+        if records:
+            half = records[-1]["step"] / 2
+            last.append(min(records, key=lambda r: abs(r["step"] - half)))
     keys = sorted({k for r in last for k in r if "/" in k})
     return {k: statistics.mean(r[k] for r in last if k in r and r[k] is not None) for k in keys
             if any(k in r and r[k] is not None for r in last)}
@@ -55,6 +61,9 @@ def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float
         "time_to_target_s": [time_to_loss(c, target) for c in curves] if target else [],
         "time_per_step_s": [statistics.median(e["time_s"] / e["steps"] for e in lg.epochs)
                             for lg in logs if lg.epochs],
+        # the global gradient norm before clipping, over the run (runs since it is logged)
+        "grad_norm": [statistics.mean(norms) for lg in logs
+                      if (norms := [r["grad_norm"] for r in lg.metrics if r.get("grad_norm")])],
         "denom_spread": max(medians) / min(medians) if medians else None,
         "telemetry": telemetry,
     }
@@ -80,9 +89,9 @@ def answers(row: dict) -> bool:
                                    for f, n in zip(row["f1"], row["null_f1"], strict=False))
 
 
-def _fmt(value: float | None, fmt: str = ".3g") -> str:
+def _fmt(value: float | None, fmt: str = ".3g", unit: str = "") -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:{fmt}}"
+        else f"{value:{fmt}}{unit}"
 
 
 def _to_target(row: dict) -> str:
@@ -99,19 +108,20 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
         f"make ablate ({scale} scale): AdaHessian with one factor changed from the failing "
         "Table I setting (mean ± std over runs)", "",
         "| factor | setting | budget | runs | F1 | HasAns F1 | NoAns F1 | answers | final loss "
-        "| time to AdamW's loss | time/step | denominator spread | QA head update/weight "
-        "| eps share, word embeddings |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| time to AdamW's loss | time/step | gradient norm | denominator spread "
+        "| QA head update/weight | eps share, word embeddings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["telemetry"]
         lines.append(
-            f"| {r['factor']} | {r['setting']} | {r['budget']} | {r['runs']} | "
+            f"| {r['factor']} | {r['setting'].replace('|', chr(92) + '|')} | {r['budget']} | "
+            f"{r['runs']} | "
             f"{_mean_std(r['f1'])} | {_mean_std(r['HasAns_f1'])} | {_mean_std(r['NoAns_f1'])} | "
             f"{'yes' if answers(r) else 'no'} | {_mean_std(r['final_loss'], '.3f')} | "
             f"{_to_target(r)} | "
-            f"{_fmt(statistics.mean(r['time_per_step_s']) if r['time_per_step_s'] else None)} s | "
-            f"{_fmt(r['denom_spread'], '.0f')}× | {_fmt(t.get('qa_outputs/update_ratio'))} | "
+            f"{_fmt(statistics.mean(r['time_per_step_s']) if r['time_per_step_s'] else None, unit=' s')} | "
+            f"{_mean_std(r['grad_norm'])} | {_fmt(r['denom_spread'], '.0f', '×')} | {_fmt(t.get('qa_outputs/update_ratio'))} | "
             f"{_fmt(t.get('word_embeddings/eps_share'), '.2f')} |")
     lines += [
         "", f"answers: every run's dev F1 is more than {ANSWERS_MARGIN:g} point above the "
@@ -119,8 +129,10 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
         "mean of the last 5 logged training losses. Time to AdamW's loss: training seconds until "
         "that moving mean falls to AdamW's final loss "
         f"({_fmt(target, '.4f')}, its 3-epoch Table I runs); timings come from runs that shared "
-        "the machine's 2 cores with one other run (time/step compares rows only roughly). "
-        "Telemetry (the last record of each run, `curvature.jsonl`): denominator spread = largest "
+        "the machine's 2 cores with one other run (time/step compares rows only roughly). Gradient "
+        "norm: the global norm before clipping, mean over the run ('—': logged only by runs "
+        "made since it is). "
+        "Telemetry (`curvature.jsonl`, the record halfway through each run): denominator spread = largest "
         "/ smallest per-block median of (sqrt(v_hat))^k + eps; QA head update/weight = "
         "||last update|| / ||weights|| of the span head; eps share = share of word-embedding "
         "entries whose denominator eps dominates. Every block's numbers: telemetry.csv."]
@@ -142,13 +154,15 @@ def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
         w = csv.writer(f)
         w.writerow(["factor", "setting", "budget", "experiment", "runs", "f1_mean", "f1_runs",
                     "HasAns_f1_mean", "NoAns_f1_mean", "null_f1", "answers", "final_loss_mean",
-                    "time_to_target_s_mean", "time_per_step_s_mean", "denom_spread"])
+                    "time_to_target_s_mean", "time_per_step_s_mean", "grad_norm_mean",
+                    "denom_spread"])
         for r in rows:
             w.writerow([r["factor"], r["setting"], r["budget"], r["experiment"], r["runs"],
                         mean(r["f1"]), " ".join(f"{v:.2f}" for v in r["f1"]),
                         mean(r["HasAns_f1"]), mean(r["NoAns_f1"]), mean(r["null_f1"]),
                         answers(r), mean(r["final_loss"]), mean(r["time_to_target_s"]),
-                        mean(r["time_per_step_s"]), _fmt(r["denom_spread"], ".4g")])
+                        mean(r["time_per_step_s"]), mean(r["grad_norm"]),
+                        _fmt(r["denom_spread"], ".4g")])
     with (out / "telemetry.csv").open("w", newline="") as f:
         w = csv.writer(f)
         stats = sorted({k.split("/", 1)[1] for r in rows for k in r["telemetry"]})

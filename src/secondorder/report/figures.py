@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from secondorder.report.paper import FIGURES
+from secondorder.report.paper import FIGURES, figure_curves
 from secondorder.report.plotting import save_figure
 from secondorder.report.tables import (
     MEMORY_KEYS,
@@ -70,7 +70,7 @@ def loss_figure(results_root, scale: str, name: str, out_dir: Path, *, zoom_last
     """Training loss per step of the figure's curves (Figures 1, 2, 3, 5)."""
     plt = _pyplot()
     spec = FIGURES[name]
-    found, missing = _first_runs(results_root, scale, spec["curves"])
+    found, missing = _first_runs(results_root, scale, figure_curves(name, scale))
     panels = 2 if zoom_last_epoch else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.2), squeeze=False)
     for label, logs in found.items():
@@ -98,7 +98,7 @@ def memory_figure(results_root, scale: str, out_dir: Path, name: str = "figure4"
     """Peak memory per optimizer as bars, each labelled with its ratio to AdamW (Figure 4)."""
     plt = _pyplot()
     spec = FIGURES[name]
-    found, missing = _first_runs(results_root, scale, spec["curves"])
+    found, missing = _first_runs(results_root, scale, figure_curves(name, scale))
     costs = {label: run_costs(logs) for label, logs in found.items()}
     costs = {k: v for k, v in costs.items() if "peak_memory_gib" in v}
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -123,7 +123,7 @@ def wallclock_figure(results_root, scale: str, out_dir: Path, name: str = "wallc
     """Training loss and dev F1 against training time: who wins per second, not per step."""
     plt = _pyplot()
     spec = FIGURES[name]
-    found, missing = _first_runs(results_root, scale, spec["curves"])
+    found, missing = _first_runs(results_root, scale, figure_curves(name, scale))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.2))
     for label, logs in found.items():
         c = loss_curve(logs)

@@ -22,6 +22,7 @@ TABLE1_CURVES = {  # Figure 1 and the wall-clock figure: the Table I optimizers
     "AdamW": "table1_adamw",
     "AdaHessian k=0.25": "table1_adahessian_k025",
     "AdaHessian k=0.5": "table1_adahessian_k05",
+    "AdaHessian k=0.5, no clipping": "table1_adahessian_k05_no_clip",
     "hand-off (AdamW, then AdaHessian lr 3e-4)": "table3_handoff_lr3e-4",
     "AdaSub (15k questions)": "table1_adasub",
     "AdaSub (15k questions, 10 epochs)": "table1_adasub_10ep",
@@ -31,7 +32,7 @@ PAPER_FIGURE1 = ("AdamW", "AdaHessian k=0.25", "AdaHessian k=0.5")  # the report
 FIGURES: dict[str, dict] = {
     "figure1": {
         "title": "Figure 1: training loss, AdamW vs AdaHessian",
-        "curves": {k: TABLE1_CURVES[k] for k in PAPER_FIGURE1},
+        "curves": {k: TABLE1_CURVES[k] for k in (*PAPER_FIGURE1, "AdaHessian k=0.5, no clipping")},
     },
     "figure2": {
         "title": "Figure 2: AdaHessian k=1, training loss at three learning rates",
@@ -79,6 +80,15 @@ def table_experiments(table: str, published_dir: str | Path = PUBLISHED,
     return list(dict.fromkeys(r["experiment"] for r in published(table, published_dir, scale)))
 
 
+def figure_curves(name: str, scale: str | None = None,
+                  published_dir: str | Path = PUBLISHED) -> dict[str, str]:
+    """The curves (label -> experiment) of figure `name` that exist at `scale` (a table row
+    of other scales only, `scales` in results/published, is left out)."""
+    elsewhere = {r["experiment"] for t in TABLES for r in published(t, published_dir)
+                 if scale and r.get("scales") and scale not in r["scales"].split()}
+    return {k: e for k, e in FIGURES[name]["curves"].items() if e not in elsewhere}
+
+
 def needed_experiments(parts: tuple[str, ...] = ("table1", "table3", "figures"),
                        published_dir: str | Path = PUBLISHED,
                        scale: str | None = None) -> dict[str, str]:
@@ -91,8 +101,8 @@ def needed_experiments(parts: tuple[str, ...] = ("table1", "table3", "figures"),
         for e in table_experiments("table3", published_dir, scale):
             need.setdefault(e, "first")
     if "figures" in parts:
-        for spec in FIGURES.values():
-            for e in spec["curves"].values():
+        for name in FIGURES:
+            for e in figure_curves(name, scale, published_dir).values():
                 need.setdefault(e, "first")
     first = [e for e in need if e in HANDOFF_SOURCES]
     return {e: need[e] for e in first + [e for e in need if e not in first]}
