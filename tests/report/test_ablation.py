@@ -28,7 +28,7 @@ def fake_run(root: Path, experiment: str, seed: int, f1: float, losses: list[flo
     d = root / "demo" / experiment / f"run-seed{seed}"
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(OmegaConf.to_yaml({"seed": seed, "strategy": {}}))
-    final = {"f1": f1, "exact": f1 - 1, "HasAns_f1": 2 * (f1 - 33.3), "NoAns_f1": 100.0,
+    final = {"f1": f1, "exact": f1 - 1, "epoch": 10 if "10ep" in experiment else 3, "HasAns_f1": 2 * (f1 - 33.3), "NoAns_f1": 100.0,
              "total": 1000, "NoAns_total": 333}
     (d / "eval.json").write_text(json.dumps(final))
     (d / "metrics.jsonl").write_text("".join(
@@ -122,6 +122,9 @@ def test_each_factor_changes_what_is_trained(entry):
         cfg = _flat(OmegaConf.to_container(
             compose("train", [f"experiment=demo/{entry['experiment']}"]), resolve=True))
     changed = {k for k in set(base) | set(cfg) if base.get(k) != cfg.get(k) and k not in NAMES}
+    if entry["factor"] == "baseline":  # the failing setting run again: exactly the same
+        assert not changed, changed
+        return
     assert changed, entry  # a factor that changes nothing would be a row that cannot differ
     assert all(k.startswith(("optimizer.", "trainer.", "schedule.")) for k in changed), changed
 

@@ -49,8 +49,11 @@ def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float
     curves = [loss_curve(lg) for lg in logs]
     telemetry = _telemetry(logs)
     medians = [v for k, v in telemetry.items() if k.endswith("/denom_median") and v > 0]
+    trained = {f"{f['epoch']:g} epoch" + ("s" if f["epoch"] != 1 else "") for f in finals
+               if "epoch" in f}
     return {
-        "factor": entry["factor"], "setting": entry["setting"], "budget": budget,
+        "factor": entry["factor"], "setting": entry["setting"],
+        "budget": ", ".join(sorted(trained)) if trained else budget,  # as trained, else planned
         "experiment": entry["experiment"], "runs": len(logs),
         "f1": [f["f1"] for f in finals], "exact": [f["exact"] for f in finals],
         "HasAns_f1": [f["HasAns_f1"] for f in finals if f.get("HasAns_f1") is not None],
@@ -142,6 +145,8 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
 def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
     """ablation.md, ablation.csv, telemetry.csv and ablation.png (+ .pdf); returns the paths."""
     rows, target = ablation_rows(results_root, spec)
+    reference_f1 = [lg.final["f1"] for lg in run_logs(results_root, spec["scale"],
+                                                        spec["reference"]) if "f1" in lg.final]
     out = Path(results_root) / spec["scale"] / "ablation"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.md").write_text(ablation_markdown(rows, target, spec["scale"]))
@@ -173,18 +178,19 @@ def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
                 w.writerow([r["factor"], r["setting"], r["budget"], b,
                             *(_fmt(r["telemetry"].get(f"{b}/{s}"), ".6g") for s in stats)])
     return [out / "ablation.md", out / "ablation.csv", out / "telemetry.csv",
-            _figure(rows, target, out, spec["scale"])]
+            _figure(rows, target, reference_f1, out, spec["scale"])]
 
 
-def _figure(rows: list[dict], target: float | None, out: Path, scale: str) -> Path:
+def _figure(rows: list[dict], target: float | None, reference_f1: list[float], out: Path,
+            scale: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     shown = [r for r in rows if r["runs"]]
-    labels = [f"{r['factor']}: {r['setting']}" + (" [10 ep]" if r["budget"] != "3 epochs" else "")
-              for r in shown]
+    labels = [f"{r['factor']}: {r['setting']}" + (f" [{r['budget']}]" if r["budget"] != "3 epochs"
+                                                   else "") for r in shown]
     y = np.arange(len(shown))[::-1]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 0.38 * len(shown) + 1.6), sharey=True)
     colours = ["tab:green" if answers(r) else "tab:grey" for r in shown]
@@ -195,6 +201,9 @@ def _figure(rows: list[dict], target: float | None, out: Path, scale: str) -> Pa
     if null:
         ax.axvline(statistics.mean(null), color="tab:red", ls="--", lw=1,
                    label=f"all-no-answer F1 ({statistics.mean(null):.1f})")
+    if reference_f1:
+        ax.axvline(statistics.mean(reference_f1), color="tab:blue", ls="--", lw=1,
+                   label=f"AdamW's F1 ({statistics.mean(reference_f1):.1f})")
     ax.set_xlabel("dev F1 (bar: mean; dots: runs)")
     ax.set_yticks(y, labels, fontsize=8)
     ax.legend(fontsize=8, loc="lower right")
