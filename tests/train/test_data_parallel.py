@@ -279,8 +279,11 @@ def test_a_signal_to_one_rank_checkpoints_every_rank_at_one_step(tmp, straight_t
     assert len(workers) == 2
     os.kill(max(workers), signal.SIGUSR1)  # the later-started worker: rank 1
     out, _ = proc.communicate(timeout=180)
-    # torchrun reports the workers' code 75 as a failure of its own (exit code 1)
-    assert proc.returncode == 1 and out.count("exitcode  : 75") == 2, out[-3000:]
+    # torchrun reports the workers' code 75 as a failure of its own (exit code 1). Once the first
+    # rank has exited it may tear the other down before that one's own exit is recorded, so
+    # one or two "75"s are printed; that every rank checkpointed the same step (behind a
+    # barrier) is what the checkpoint and the exact resume below show.
+    assert proc.returncode == 1 and 1 <= out.count("exitcode  : 75") <= 2, out[-3000:]
     state = load_checkpoint(target / "checkpoints" / "last.pt")
     step = state["progress"]["step"]
     assert 0 < state["progress"]["batch"]

@@ -45,7 +45,7 @@ def test_two_job_multirun_through_submitit_local(tmp_path):
 
 def test_reproduce_through_the_launcher_in_two_waves(tmp_path):
     """make reproduce LAUNCHER=local: Table III's runs as submitit jobs, the AdamW run first,
-    then its three hand-offs at once; then the table, as without a launcher."""
+    then its four hand-offs at once; then the table, as without a launcher."""
     cmd = [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--parts", "table3",
            "--seeds", "1", "--launcher", "local", "--", *TINY, "trainer.epochs=3",
            f"results_root={tmp_path}", f"cache_dir={tmp_path / 'cache'}"]
@@ -53,9 +53,9 @@ def test_reproduce_through_the_launcher_in_two_waves(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     submitted = [line for line in out.stdout.splitlines() if line.startswith("reproduce: submit")]
     assert submitted[0] == "reproduce: submitting demo/table1_adamw seeds [1] (local)"
-    assert len(submitted) == 4 and all("table3_handoff" in s for s in submitted[1:])
+    assert len(submitted) == 5 and all("table3_handoff" in s for s in submitted[1:])
     for experiment in ("table1_adamw", "table3_handoff_lr3e-3", "table3_handoff_lr3e-4",
-                       "table3_handoff_lr3e-5"):
+                       "table3_handoff_lr3e-5", "table3_handoff_lr3e-4_no_clip"):
         (run,) = experiment_runs(tmp_path, f"demo/{experiment}")
         assert is_complete(run)
     assert (tmp_path / "demo" / "table3.md").exists()
