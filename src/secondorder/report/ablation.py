@@ -92,6 +92,14 @@ def answers(row: dict) -> bool:
                                    for f, n in zip(row["f1"], row["null_f1"], strict=False))
 
 
+def _attention_update(telemetry: dict[str, float]) -> str:
+    """||update|| / ||weights|| of the attention scores' weights (query, key), where AdaHessian
+    steps them ('—': another optimizer does)."""
+    values = [telemetry[f"{b}/update_ratio"] for b in ("query", "key")
+              if f"{b}/update_ratio" in telemetry]
+    return "—" if not values else " / ".join(f"{v:.2g}" for v in values)
+
+
 def _fmt(value: float | None, fmt: str = ".3g", unit: str = "") -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) \
         else f"{value:{fmt}}{unit}"
@@ -112,8 +120,8 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
         "Table I setting (mean ± std over runs)", "",
         "| factor | setting | budget | runs | F1 | HasAns F1 | NoAns F1 | answers | final loss "
         "| time to AdamW's loss | time/step | gradient norm | denominator spread "
-        "| QA head update/weight | eps share, word embeddings |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| query, key update/weight | QA head update/weight | eps share, word embeddings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["telemetry"]
@@ -124,7 +132,8 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
             f"{'yes' if answers(r) else 'no'} | {_mean_std(r['final_loss'], '.3f')} | "
             f"{_to_target(r)} | "
             f"{_fmt(statistics.mean(r['time_per_step_s']) if r['time_per_step_s'] else None, unit=' s')} | "
-            f"{_mean_std(r['grad_norm'])} | {_fmt(r['denom_spread'], '.0f', '×')} | {_fmt(t.get('qa_outputs/update_ratio'))} | "
+            f"{_mean_std(r['grad_norm'])} | {_fmt(r['denom_spread'], '.0f', '×')} | "
+            f"{_attention_update(t)} | {_fmt(t.get('qa_outputs/update_ratio'))} | "
             f"{_fmt(t.get('word_embeddings/eps_share'), '.2f')} |")
     lines += [
         "", f"answers: every run's dev F1 is more than {ANSWERS_MARGIN:g} point above the "
@@ -137,7 +146,8 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
         "made since it is). "
         "Telemetry (`curvature.jsonl`, the record halfway through each run): denominator spread = largest "
         "/ smallest per-block median of (sqrt(v_hat))^k + eps; QA head update/weight = "
-        "||last update|| / ||weights|| of the span head; eps share = share of word-embedding "
+        "||last update|| / ||weights|| of the span head (and of the attention's query and key "
+        "weights); eps share = share of word-embedding "
         "entries whose denominator eps dominates. Every block's numbers: telemetry.csv."]
     return "\n".join(lines) + "\n"
 
