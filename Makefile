@@ -8,13 +8,14 @@ TORCH_SPEC ?= torch==2.13.0
 SCALE ?= demo
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo demo-pretrained test lint bench gpu-check reproduce reproduce-table1 reproduce-table3 reproduce-figures tune ablate report spectrum clean
+.PHONY: help install demo demo-pretrained test test-all lint bench gpu-check reproduce reproduce-table1 reproduce-table3 reproduce-figures tune ablate report publish spectrum clean
 
 help:
 	@echo "make install            create $(VENV) and install torch + secondorder[dev]"
-	@echo "make demo               AdamW trains a tiny ALBERT on the easy embedded set: EM/F1 in minutes (CPU)"
-	@echo "make demo-pretrained    AdamW fine-tunes the pretrained MiniLM-L6 on the hard embedded set (the demo Table I row)"
-	@echo "make test               the test suite (CPU only)"
+	@echo "make demo               AdamW trains a tiny ALBERT on the easy embedded set: EM/F1 in minutes (CPU) -> outputs/"
+	@echo "make demo-pretrained    AdamW fine-tunes the pretrained MiniLM-L6 on the hard embedded set -> outputs/"
+	@echo "make test               the fast tests (not marked slow or gpu): a few minutes on 2 CPU cores"
+	@echo "make test-all           every test (CI; the gpu ones skip without a GPU)"
 	@echo "make lint               ruff"
 	@echo "make reproduce          every run of Tables I, III and Figures 1-5, then the tables and figures (SCALE=demo|paper)"
 	@echo "make reproduce-table1   only Table I's runs (SCALE=paper: albert-base-v2 on squad_v2, GPU; SCALE=demo: embedded)"
@@ -24,7 +25,9 @@ help:
 	@echo "make gpu-check          everything to verify on a GPU in <= 8 min (GPU_CHECK_ARGS=--dry-run: the plan)"
 	@echo "make tune               lr sweeps at embedded scale on held-out training questions -> results/demo/tuning/"
 	@echo "make ablate             why AdaHessian does not answer: one factor changed per run -> results/demo/ablation/"
-	@echo "make report             rebuild tables/figures in results/ from existing runs"
+	@echo "make report             rebuild every table, figure and results/<topic>/README.md from the runs in results/"
+	@echo "make publish RUN=...    copy a finished run's summaries from outputs/ to results/ (PUBLISH_ARGS=--overwrite)"
+	@echo "make clean              remove outputs/, multirun/ and caches (never a tracked file)"
 	@echo "make spectrum           blockwise Hessian spectra + JS0 of the demo model (paper: Table I AdamW) at init and after training"
 
 install: $(STAMP)
@@ -54,6 +57,9 @@ demo-pretrained: $(STAMP)
 	$(PY) scripts/train.py experiment=demo/pretrained resume=true
 
 test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not gpu"
+
+test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -89,13 +95,15 @@ reproduce-figures: $(STAMP)
 # Learning-rate sweeps at embedded scale (Hydra multirun), scored on questions held out of the
 # training split; then results/$(SCALE)/tuning/tuning.{csv,png}. The demo configs cite them.
 TUNE_ARGS ?=
+# the published runs' root (make tune, like make reproduce and make ablate, trains into results/)
+PUBLISHED := $(if $(SECONDORDER_RESULTS),,results_root=results)
 tune: $(STAMP)
-	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adamw resume=true $(TUNE_ARGS)
-	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adahessian resume=true $(TUNE_ARGS)
-	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub resume=true $(TUNE_ARGS)
-	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub_rho resume=true $(TUNE_ARGS)
-	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub_large resume=true $(TUNE_ARGS)
-	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_sgd resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adamw $(PUBLISHED) resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adahessian $(PUBLISHED) resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub $(PUBLISHED) resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub_rho $(PUBLISHED) resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub_large $(PUBLISHED) resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_sgd $(PUBLISHED) resume=true $(TUNE_ARGS)
 	$(PY) scripts/report.py tuning --scale $(SCALE)
 
 # Why AdaHessian does not answer at embedded scale (scripts/ablate.py, configs/ablation.yaml):
@@ -109,19 +117,26 @@ ablate: $(STAMP)
 report: $(STAMP)
 	$(PY) scripts/report.py all --scale $(SCALE)
 
+# A finished run of yours, published: its summaries copied from outputs/ to results/.
+RUN ?=
+PUBLISH_ARGS ?=
+publish: $(STAMP)
+	@test -n "$(RUN)" || { echo "make publish RUN=outputs/<experiment>/<run>: name the run"; exit 2; }
+	$(PY) scripts/publish.py $(RUN) $(PUBLISH_ARGS)
+
 # Blockwise Hessian spectra of the `make demo` model (SCALE=paper: the Table I AdamW model) at
 # initialisation and, if that run has been trained (its checkpoints/last.pt), after training;
 # writes $(SPECTRUM_OUT)/<run>/{init,last}/ and prints JS0 for both. Settings: configs/spectrum.yaml,
 # e.g. SPECTRUM_ARGS="spectrum.num_steps=100 spectrum.num_runs=10".
 SPECTRUM_EXPERIMENT ?= $(if $(filter paper,$(SCALE)),paper/table1_adamw,demo/tiny_albert)
 SPECTRUM_RUN = $(SPECTRUM_EXPERIMENT)/adamw-seed42
-SPECTRUM_OUT ?= results/spectrum
+SPECTRUM_OUT ?= outputs/spectrum
 SPECTRUM_ARGS ?=
 
 spectrum: $(STAMP)
 	$(PY) scripts/spectrum.py experiment=$(SPECTRUM_EXPERIMENT) spectrum.out_root=$(SPECTRUM_OUT) \
 	  spectrum.name=$(SPECTRUM_RUN)/init $(SPECTRUM_ARGS)
-	@ckpt=$${SECONDORDER_RESULTS:-results}/$(SPECTRUM_RUN)/checkpoints/last.pt; \
+	@ckpt=$${SECONDORDER_RESULTS:-$(if $(filter paper,$(SCALE)),results,outputs)}/$(SPECTRUM_RUN)/checkpoints/last.pt; \
 	dirs=$(SPECTRUM_OUT)/$(SPECTRUM_RUN)/init; \
 	if [ -f "$$ckpt" ]; then \
 	  echo "$(PY) scripts/spectrum.py experiment=$(SPECTRUM_EXPERIMENT) spectrum.checkpoint=$$ckpt ..."; \
@@ -135,5 +150,7 @@ spectrum: $(STAMP)
 	echo "JS0 = mean pairwise JS distance between the blockwise Hessian spectra:"; \
 	$(PY) -c 'import sys; from secondorder.experiments.spectrum import js0_report as r; print(r(sys.argv[1:]))' $$dirs
 
+# Only what git ignores and a command made: runs of yours (outputs/), multiruns, caches.
 clean:
-	rm -rf results/demo results/adhoc outputs .pytest_cache
+	rm -rf outputs multirun .pytest_cache .ruff_cache
+	find src tests scripts -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     opts = argparse.Namespace(model=None, layers=a.layers, hidden=a.hidden, seq_len=a.seq_len,
                               attention="math")
-    spec = bench.model_config(bench.load_yaml(bench.BENCH_CONFIG), opts)
+    spec = bench.model_config(bench.load_yaml(bench.bench_config()), opts)
     config = AlbertConfig(**spec["config"])
     config._attn_implementation = spec["attn_implementation"]
     device = torch.device(a.device)

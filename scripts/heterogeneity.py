@@ -6,12 +6,12 @@
     python scripts/heterogeneity.py --help       # every setting
 
 Writes results/heterogeneity/ (quadratic.json, figure8.png, mlp.json, figure5.png,
-summary.json). What is computed and how: secondorder.experiments.heterogeneity.
+summary.json). What is computed and how: secondorder.experiments.controlled.
 """
 
 import sys
 
-from secondorder.experiments.heterogeneity import main
+from secondorder.experiments.controlled import main
 
 if __name__ == "__main__":
     sys.exit(main())

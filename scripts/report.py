@@ -1,8 +1,11 @@
-"""Rebuild tables and figures from run files in results/ (never trains).
+"""Rebuild tables, figures and the results' READMEs from the run files in results/ (never
+trains).
 
-    python scripts/report.py all --scale demo        # results/demo/table{1,3}.{md,csv,json}, figures/
+    python scripts/report.py all --scale demo    # everything below that has its runs
     python scripts/report.py table1 --scale paper
-    python scripts/report.py tuning --scale demo     # results/demo/tuning/tuning.{csv,png} (make tune)
+    python scripts/report.py tuning --scale demo  # results/demo/tuning/tuning.{csv,png} (make tune)
+    python scripts/report.py ablation             # results/demo/ablation/ (make ablate)
+    python scripts/report.py readmes              # results/<topic>/README.md from the templates
 """
 
 from __future__ import annotations
@@ -10,15 +13,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from secondorder.experiments.ablation import load_spec
+from secondorder.report.ablation import write_ablation
 from secondorder.report.figures import write_figures
-from secondorder.report.tables import SCALES, write_table
+from secondorder.report.readmes import write_readmes
+from secondorder.report.tables import SCALES, write_runs_table, write_table
 from secondorder.report.tuning import write_tuning
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["table1", "table3", "figures", "tuning", "all"])
+    parser.add_argument("what", choices=["table1", "table3", "figures", "tuning", "ablation",
+                                         "readmes", "all"])
     parser.add_argument("--scale", choices=SCALES, default="demo")
     parser.add_argument("--results", default="results", help="results root (default: results)")
     args = parser.parse_args(argv)
@@ -31,9 +38,21 @@ def main(argv=None) -> None:
     if args.what in ("figures", "all"):
         for path in write_figures(root, args.scale):
             print(f"written: {path} (and .pdf)")
-    if args.what == "tuning":
+    demo_runs = root / args.scale / "tiny_albert"  # make demo's run, where one is published
+    if args.what == "all" and demo_runs.is_dir():
+        print(f"written: {write_runs_table(root, args.scale, 'tiny_albert')}")
+    tuned = (root / args.scale / "tuning").is_dir()
+    if args.what == "tuning" or (args.what == "all" and tuned):
         for path in write_tuning(root, args.scale):
-            print(path.read_text() if path.suffix == ".csv" else f"written: {path} (and .pdf)")
+            print(f"written: {path}" + ("" if path.suffix == ".csv" else " (and .pdf)"))
+    spec = load_spec()
+    ablated = spec["scale"] == args.scale and (root / args.scale / "ablation").is_dir()
+    if args.what == "ablation" or (args.what == "all" and ablated):
+        for path in write_ablation(root, spec):
+            print(f"written: {path}")
+    if args.what in ("readmes", "all"):
+        for path in write_readmes(root):
+            print(f"written: {path}")
 
 
 if __name__ == "__main__":

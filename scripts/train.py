@@ -8,14 +8,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from secondorder.hub import HubUnavailableError
-from secondorder.runs import RunError
+from secondorder.runs import RefusedRun, RunError
 from secondorder.train import run
 from secondorder.train.checks import check_experiment_args
 from secondorder.train.trainer import (
@@ -43,6 +46,18 @@ def summary(result: dict, run_dir: str) -> str:
     return "\n".join(lines)
 
 
+def discard_command_folder() -> None:
+    """A refused command leaves nothing in the run it refused to touch: Hydra made this
+    command's folder (<run_dir>/hydra/<time>/) before the refusal, so it goes again."""
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    logging.shutdown()  # the folder's train.log is closed first
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.parent.rmdir()  # hydra/, if this command's folder was its only entry
+
+
 @hydra.main(config_path="../configs", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
@@ -56,6 +71,8 @@ def main(cfg: DictConfig) -> None:
     except (HubUnavailableError, NonFiniteLossError, RunError, FileNotFoundError,
             ValueError) as err:
         log.error("%s", err)
+        if isinstance(err, RefusedRun):
+            discard_command_folder()
         sys.exit(2)
     print(summary(result, cfg.run_dir))
 

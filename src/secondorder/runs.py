@@ -1,6 +1,7 @@
 """The run directory: what a run writes, how it is written, and how a run is loaded back.
 
-Every run lives in `results/<experiment_name>/<run_name>/` (`run_dir` in `configs/train.yaml`):
+Every run lives in `<results_root>/<experiment_name>/<run_name>/` (`run_dir` in
+`configs/train.yaml`; `outputs/` for a user's runs, `results/` for the published ones):
 
     config.yaml          the resolved Hydra config, written when the run starts
     tokenizer/           the run's tokenizer (a locally trained vocabulary is not reproducible)
@@ -23,9 +24,7 @@ atomically (a temporary file, then a rename), so a kill never leaves half a file
 from __future__ import annotations
 
 import errno
-import json
 import logging
-import math
 import os
 import pickle
 import random
@@ -39,6 +38,14 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from secondorder.files import (  # noqa: F401 (the run files' readers and writers, re-exported)
+    append_jsonl,
+    read_json,
+    read_jsonl,
+    truncate_jsonl,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,73 +63,8 @@ class RunError(RuntimeError):
     """A run directory or checkpoint that cannot be used as asked; the message says what to do."""
 
 
-# ------------------------------------------------------------------------------- JSON files
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    return str(obj)  # Path and anything else printable
-
-
-def publish_directory(target: Path, fill, marker: str) -> Path:
-    """Create directory `target` atomically: `fill(tmp)` writes a private sibling directory,
-    which is then renamed into place, so a reader sees no `target` or a complete one. Several
-    processes may do this at once (the jobs of a multirun sharing a cache): the first rename
-    wins and the others use its copy (`target / marker` must exist then). Returns `target`."""
-    import tempfile
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        fill(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private; a cache may be shared
-        try:
-            tmp.rename(target)
-        except OSError:  # another process renamed its complete copy first: use that one
-            if not (target / marker).exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:
-    """Write `obj` as JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=indent, default=_json_default))
-    tmp.replace(path)
-    return path
-
-
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
-
-
-def _finite_or_text(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN / inf
-    return value
-
-
-def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps({k: _finite_or_text(v) for k, v in record.items()}) + "\n")
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def truncate_jsonl(path: Path, max_step: int) -> None:
-    """Drop records logged after `max_step`: a resumed run recomputes those steps."""
-    if path.exists():
-        kept = [r for r in read_jsonl(path) if r.get("step", 0) <= max_step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+class RefusedRun(RunError):
+    """A command that would start over in a folder that holds a run: nothing was done."""
 
 
 # ------------------------------------------------------------------------------- checkpoints
@@ -255,7 +197,7 @@ def check_fresh_start(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
             if (run_dir / n).exists()]
     if held:
         state = "a complete run" if COMPLETE in held else "a run"
-        raise RunError(
+        raise RefusedRun(
             f"{run_dir} holds {state} ({', '.join(held)}): pass resume=true to continue it, or "
             "overwrite=true to delete its results and start over")
 
@@ -401,6 +343,42 @@ def load_weights(model, path: str | Path, what: str = "this model") -> dict:
 def is_complete(run_dir: str | Path) -> bool:
     """True once the run has trained everything its config asks for (`complete.json`)."""
     return (Path(run_dir) / COMPLETE).exists()
+
+
+SUMMARY_FILES = (CONFIG, EVAL, COMPLETE, *(f"{s}.jsonl" for s in STREAMS))
+
+
+def publish_run(run_dir: str | Path, results_root: str | Path, *,
+                overwrite: bool = False) -> Path:
+    """Copy a complete run's summaries (`SUMMARY_FILES`: its config, logs and final scores; not
+    its checkpoints, predictions or tokenizer) to `<results_root>/<experiment_name>/<run_name>/`,
+    the published layout that `make report` reads; the copied config names its new place.
+    Returns that folder. RunError if the run is not complete, or if a published run is
+    already there (unless `overwrite`)."""
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise RunError(f"{run_dir} is not a run folder (no {CONFIG}); give the folder of one "
+                       "run, e.g. outputs/demo/tiny_albert/adamw-seed42")
+    if not is_complete(run_dir):
+        raise RunError(f"{run_dir} has not finished ({COMPLETE} missing): finish it with "
+                       "resume=true first; only complete runs are published")
+    cfg = OmegaConf.load(run_dir / CONFIG)
+    target = Path(results_root) / str(cfg.experiment_name) / str(cfg.run_name)
+    if target.resolve() == run_dir.resolve():
+        raise RunError(f"{run_dir} is already in {results_root}")
+    if target.exists() and not overwrite:
+        raise RunError(f"{target} already holds a published run; nothing was copied "
+                       "(overwrite=true replaces it)")
+    target.mkdir(parents=True, exist_ok=True)
+    cfg.results_root = str(results_root)
+    cfg.run_dir = str(target)
+    (target / CONFIG).write_text(OmegaConf.to_yaml(cfg))
+    for name in SUMMARY_FILES[1:]:
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, target / name)
+    return target
 
 
 def experiment_runs(results_root: str | Path, experiment_name: str) -> list[Path]:

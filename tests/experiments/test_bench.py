@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def load_script():
     from secondorder.experiments import bench
@@ -11,6 +13,7 @@ def load_script():
     return bench
 
 
+@pytest.mark.slow  # benchmark subprocesses
 def test_bench_step_tiny_cpu_run(tmp_path, monkeypatch):
     bench = load_script()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the per-setting child processes
@@ -63,6 +66,7 @@ def test_bench_step_tiny_cpu_run(tmp_path, monkeypatch):
     assert "| adamw | fp32 |" in table and "| adahessian | fp32 |" in table
 
 
+@pytest.mark.slow  # benchmark subprocesses
 def test_bench_step_demo_model_and_adasub_rows(tmp_path, monkeypatch):
     """--model albert_tiny (the demo's model; vocabulary from its tokenizer config) writes its own
     files, and an AdaSub row runs through the trainer protocol with its curvature steps."""

@@ -12,7 +12,7 @@ from secondorder.experiments.quadratic import (
     run_case,
     run_gd,
 )
-from secondorder.report.heterogeneity import figure_8
+from secondorder.report.controlled_figures import figure_8
 
 
 @pytest.mark.parametrize("case", [1, 2, 3, 4])

@@ -62,14 +62,17 @@ def direct_loss(model, batches) -> float:
         return float(np.mean([float(model(**b).loss) for b in batches]))
 
 
-def test_config_composes_with_the_demo_experiment():
+def test_config_composes_with_the_demo_experiment(monkeypatch):
+    monkeypatch.delenv("SECONDORDER_RESULTS", raising=False)  # the default roots
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("spectrum", overrides=["experiment=demo/table1_adamw"])
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert cfg.experiment_name == "demo/table1_adamw" and cfg.optimizer.name == "adamw"
     assert cfg.spectrum.name == "demo/table1_adamw/adamw-seed42/init"
-    assert cfg.spectrum.out_root == "results/spectrum"
+    # a user's analysis goes to the ignored outputs/, beside the user's runs it reads
+    assert cfg.spectrum.out_root == "outputs/spectrum"
     run_dir = Path(cfg.run_dir)
+    assert run_dir == Path("outputs/demo/table1_adamw/adamw-seed42")
     assert resolve_checkpoint("last", run_dir) == run_dir / "checkpoints" / "last.pt"
     assert resolve_checkpoint("x/epoch2.pt", run_dir) == Path("x/epoch2.pt")
     assert resolve_checkpoint(None, run_dir) is None

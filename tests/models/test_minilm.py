@@ -137,6 +137,7 @@ def test_tokenizer_lowercases_with_offsets_and_token_types(loaded):
         "who wrote hamlet? hamlet was written by william shakespeare in 1601."
 
 
+@pytest.mark.slow  # a MiniLM fine-tune through the script
 def test_short_finetune_through_train_script(tmp_path):
     env = {**os.environ, "SECONDORDER_RESULTS": str(tmp_path / "results"),
            "SECONDORDER_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}

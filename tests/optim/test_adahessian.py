@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import secondorder.optim.adahessian as adahessian_module
+import secondorder.curvature.hutchinson as hutchinson_module
 from secondorder.optim import AdaHessian, curvature_slice_size, rademacher_like
 
 # the optimizer detaches p.grad in step(), which breaks the cycle this warning is about
@@ -246,13 +246,13 @@ def test_spatial_averaging_policy_per_tensor_rank():
 # ----------------------------------------------------------------------------- protocol
 def test_needs_curvature_schedule_and_no_hvp_between_refreshes(monkeypatch):
     calls = []
-    real = adahessian_module.hessian_vector_product
+    real = hutchinson_module.hessian_vector_product
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(adahessian_module, "hessian_vector_product", counting)
+    monkeypatch.setattr(hutchinson_module, "hessian_vector_product", counting)
     x, y = make_data()
     params = [p.requires_grad_() for p in init_params()]
     opt = AdaHessian(params, lr=0.01, hessian_interval=3)

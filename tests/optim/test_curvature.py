@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from secondorder.optim.curvature import (
-    curvature_slice_size,
+from secondorder.curvature.hutchinson import (
     hessian_vector_product,
     hutchinson_diagonal,
     rademacher_like,
-    spatial_average,
 )
+from secondorder.optim.adahessian import spatial_average
+from secondorder.optim.protocol import curvature_slice_size
 
 F64 = torch.float64
 

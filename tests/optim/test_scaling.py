@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from secondorder.optim import build_optimizer
+from secondorder.optim import CurvatureHooks, build_optimizer
 from secondorder.optim.protocol import backward_for_step
 from secondorder.optim.scaling import LossScaler
 
@@ -45,10 +45,10 @@ def batches(n, dtype=torch.float64, seed=0):
              "labels": torch.randint(0, 3, (8,), generator=g)} for _ in range(n)]
 
 
-def make(cfg, dtype=torch.float64, seed=1):
+def make(cfg, dtype=torch.float64, seed=1, hooks=None):
     torch.manual_seed(seed)
     model = Tiny(dtype)
-    return model, build_optimizer(cfg, model, num_training_steps=10)
+    return model, build_optimizer(cfg, model, num_training_steps=10, hooks=hooks)
 
 
 def loss_fn_for(model, autocast=None, factor=1.0):
@@ -63,10 +63,8 @@ def loss_fn_for(model, autocast=None, factor=1.0):
 
 def train(cfg, data, scale=None, dtype=torch.float64, autocast=None, factor=1.0):
     """The trainer's step (train/trainer.py: Trainer._train_step) with or without a scaler."""
-    model, opt = make(cfg, dtype)
     scaler = LossScaler(init_scale=scale, growth_interval=10**6) if scale else None
-    if scaler is not None:
-        opt.skip_nonfinite_curvature = True
+    model, opt = make(cfg, dtype, hooks=CurvatureHooks(skip_nonfinite=scaler is not None))
     for b in data:
         loss, kw = backward_for_step(loss_fn_for(model, autocast, factor), b, opt,
                                      loss_scale=scaler.scale if scaler else 1.0)
@@ -180,8 +178,8 @@ class Kinked(torch.nn.Module):
 def test_curvature_overflow_skips_the_step_without_advancing_anything(cfg):
     torch.manual_seed(0)
     model = Kinked()
-    opt = build_optimizer(cfg, model, num_training_steps=10)
-    opt.skip_nonfinite_curvature = True
+    opt = build_optimizer(cfg, model, num_training_steps=10,
+                          hooks=CurvatureHooks(skip_nonfinite=True))
     reference = copy.deepcopy(model)
     ref_opt = build_optimizer(cfg, reference, num_training_steps=10)
 

@@ -8,6 +8,7 @@ import torch
 from test_adahessian import SHAPES, init_params, make_data, reference_adahessian, run_optimizer
 
 from secondorder.curvature.blocks import role_blocks
+from secondorder.optim import CurvatureHooks
 from secondorder.optim.telemetry import curvature_telemetry
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
@@ -22,8 +23,8 @@ def test_statistics_equal_the_reference_denominators_and_update():
     reference_adahessian(p0, x, y, 4, interval=1, n_samples=1, seed=7, record=record, **hp)
     params = [p.clone().requires_grad_() for p in p0]
     opt = run_optimizer(params, x, y, 3, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"],
-                        hessian_power=hp["k"], block_size=1, seed=7)
-    opt.track_negatives = True  # from the 4th step on, as the trainer sets it
+                        hessian_power=hp["k"], block_size=1, seed=7,
+                        hooks=CurvatureHooks(track_negatives=True))  # as the trainer builds it
     before = np.concatenate([p.detach().reshape(-1).numpy() for p in params])
     loss = ((torch.tanh(x @ params[0].T + params[1]) @ params[2].T + params[3] - y) ** 2).mean()
     loss.backward(create_graph=True)

@@ -135,3 +135,15 @@ def test_rows_of_one_scale_are_left_out_at_the_other():
     assert not set(demo_only) & set(needed_experiments(("table1",), scale="paper"))
     assert set(demo_only) <= set(needed_experiments(("table1",), scale="demo"))
     assert all(r["experiment"] not in demo_only for r in published("table1", scale="paper"))
+
+
+def test_make_ablate_and_reproduce_train_into_results_unless_told_otherwise(monkeypatch):
+    from secondorder.experiments.reproduce import published_overrides
+
+    monkeypatch.delenv("SECONDORDER_RESULTS", raising=False)
+    assert published_overrides(["seed=1"]) == ["results_root=results", "seed=1"]
+    assert published_overrides(["results_root=/tmp/x"]) == ["results_root=/tmp/x"]
+    plan = ablation_plan(load_spec(), published_overrides([]), ("screen",))
+    assert plan and all(r["run_dir"].startswith("results/demo/") for r in plan)
+    monkeypatch.setenv("SECONDORDER_RESULTS", "/elsewhere")
+    assert published_overrides(["seed=1"]) == ["seed=1"]

@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from secondorder.report.tuning import write_tuning
 from tiny import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a Hydra multirun of training subprocesses
 def test_multirun_sweep_and_its_table(tmp_path):
     cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m",
            "experiment=demo/tune_adahessian", *TINY, "data.num_train=48",

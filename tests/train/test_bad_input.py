@@ -83,10 +83,13 @@ def test_resume_may_change_what_is_logged(finished):
 
 def test_rerun_without_resume_is_refused(finished):
     tmp, run_dir, before = finished
+    commands = sorted((run_dir / "hydra").iterdir())
     out = train(tmp)
     line = error_line(out)
     assert out.returncode == 2 and str(run_dir) in line and "overwrite=true" in line
     assert snapshot(run_dir) == before
+    # not even Hydra's folder for the refused command is left in the finished run
+    assert sorted((run_dir / "hydra").iterdir()) == commands
 
 
 @pytest.mark.parametrize(("override", "key"), [

@@ -31,6 +31,8 @@ from secondorder.optim.protocol import backward_for_step, shard_ranges, split_ra
 from secondorder.runs import load_checkpoint, read_jsonl
 from tiny import TINY
 
+pytestmark = pytest.mark.slow  # two-process torchrun runs
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMES = ("train_time_s", "eval_time_s", "step_time_s", "examples_per_s", "time_s", "rss_gib",
          "peak_memory_gib", "reserved_memory_gib")

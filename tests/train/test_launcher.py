@@ -13,6 +13,8 @@ from hydra import compose, initialize_config_dir
 from secondorder.runs import experiment_runs, is_complete
 from tiny import TINY
 
+pytestmark = pytest.mark.slow  # submitit jobs in subprocesses
+
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 ROOT = Path(__file__).resolve().parents[2]
 

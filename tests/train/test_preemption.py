@@ -16,6 +16,8 @@ import pytest
 from secondorder.runs import load_checkpoint, read_jsonl
 from tiny import TINY
 
+pytestmark = pytest.mark.slow  # signals to training subprocesses, then resumes
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMES = ("train_time_s", "eval_time_s", "step_time_s", "examples_per_s", "time_s", "rss_gib")
 

@@ -1,6 +1,7 @@
 """Curvature of a model's loss as a library: Hessian operators, block partitions, stochastic
 Lanczos quadrature and the Jensen-Shannon distance between blockwise spectra (`002_*`).
 
+    hutchinson.py  Hessian-vector products and the Hutchinson diagonal (also used by `optim`)
     operators.py   ModelHessian (H v, H_ll v over fixed batches), BlockOperator
     blocks.py      parameter partitions (default_albert_blocks, resolve_blocks)
     lanczos.py     Lanczos, SLQ, Gaussian-blurred densities and their grids

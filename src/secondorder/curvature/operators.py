@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from secondorder.optim.curvature import hessian_vector_product
+from secondorder.curvature.hutchinson import hessian_vector_product
 
 __all__ = ["ModelHessian", "BlockOperator", "hessian_mode", "LossFn"]
 

@@ -17,8 +17,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from secondorder.files import publish_directory
 from secondorder.hub import hub_load
-from secondorder.runs import publish_directory
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from secondorder.experiments.reproduce import CONFIGS, ROOT, compose_plan, train_plan
+from secondorder.experiments.reproduce import compose_plan, published_overrides, train_plan
+from secondorder.paths import configs_dir, project_root
 
 
-def load_spec(path: str | Path = CONFIGS / "ablation.yaml") -> dict:
-    spec = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+def load_spec(path: str | Path | None = None) -> dict:
+    spec = OmegaConf.to_container(OmegaConf.load(path or configs_dir() / "ablation.yaml"),
+                                  resolve=True)
     assert isinstance(spec, dict)
     return spec
 
@@ -34,14 +36,15 @@ def ablate(overrides: list[str], *, parts: tuple[str, ...] = ("screen", "confirm
            report_only: bool = False) -> int:
     from secondorder.report.ablation import write_ablation
 
-    spec = load_spec(spec_path or CONFIGS / "ablation.yaml")
+    spec = load_spec(spec_path or configs_dir() / "ablation.yaml")
+    overrides = published_overrides(overrides)
     plan = ablation_plan(spec, overrides, parts)
     if not report_only:
         code = train_plan(plan, overrides, dry_run=dry_run, launcher=launcher, what="ablate")
         if code != 0 or dry_run:
             return code
     results = Path(plan[0]["run_dir"]).parents[2 + spec["scale"].count("/")] if plan \
-        else ROOT / "results"
+        else project_root() / "results"
     made = write_ablation(results, spec)
     print(made[0].read_text())
     print(f"written: {', '.join(str(p) for p in made)}")

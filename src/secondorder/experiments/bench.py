@@ -78,12 +78,11 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from secondorder.optim import build_optimizer
+from secondorder.optim import CurvatureOptimizer, build_optimizer
 from secondorder.optim.protocol import backward_for_step, batch_loss
+from secondorder.paths import configs_dir, project_root
 
-ROOT = Path(__file__).resolve().parents[3]  # the repository (src/secondorder/experiments/)
 SCRIPT = "scripts/bench_step.py"  # the entry point, as users type it
-BENCH_CONFIG = ROOT / "configs" / "bench" / "step_cost.yaml"
 GIB = 1024**3
 SINGLE_KEY = "bench_step_single"  # the child's one JSON line: {"bench_step_single": {...}}
 # memory metrics per device type; the first one is the primary `memory_ratio`
@@ -111,6 +110,10 @@ MEMORY_NOTES = {
 
 
 # --------------------------------------------------------------------------- configuration
+def bench_config() -> Path:
+    return configs_dir() / "bench" / "step_cost.yaml"
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise SystemExit(f"bench_step: {path} does not exist")
@@ -121,15 +124,15 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 def optimizer_config(name: str, overrides: dict[str, Any] | None) -> dict[str, Any]:
     """configs/optimizer/<name>.yaml with `overrides` applied (build_optimizer checks the keys)."""
-    cfg = load_yaml(ROOT / "configs" / "optimizer" / f"{name}.yaml")
+    cfg = load_yaml(configs_dir() / "optimizer" / f"{name}.yaml")
     return {**cfg, **(overrides or {})}
 
 
 def model_config(bench: dict, opts: argparse.Namespace) -> dict[str, Any]:
     name = opts.model or bench["model"]
-    path = ROOT / "configs" / "model" / f"{name}.yaml"
+    path = configs_dir() / "model" / f"{name}.yaml"
     if not path.exists():
-        raise SystemExit(f"bench_step: --model {name}: no {path.relative_to(ROOT)}")
+        raise SystemExit(f"bench_step: --model {name}: no {path.relative_to(project_root())}")
     cfg = load_yaml(path)
     if cfg.get("pretrained"):
         raise SystemExit(f"bench_step: --model {name} is a pretrained checkpoint; the benchmark "
@@ -314,7 +317,7 @@ def measure(row: dict, model_spec: dict, opts: argparse.Namespace) -> dict[str, 
         return batch_loss(model, b, device, autocast)
 
     def one_step() -> tuple[bool, torch.Tensor]:
-        curvature = bool(getattr(optimizer, "needs_curvature", lambda: False)())
+        curvature = isinstance(optimizer, CurvatureOptimizer) and optimizer.needs_curvature()
         with attention():
             loss, step_kwargs = backward_for_step(loss_fn, batch, optimizer)
             optimizer.step(lambda: loss, **step_kwargs)
@@ -372,7 +375,7 @@ def child_argv(opts: argparse.Namespace, setting: str) -> list[str]:
 def measure_in_child(row: dict, opts: argparse.Namespace) -> dict[str, Any]:
     """Run one setting in a fresh process (its peak RSS is that setting's alone)."""
     proc = subprocess.run(child_argv(opts, row["setting"]), stdout=subprocess.PIPE, text=True,
-                          cwd=ROOT, check=False)  # stderr passes through
+                          cwd=project_root(), check=False)  # stderr passes through
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{") and SINGLE_KEY in line:
             return json.loads(line)[SINGLE_KEY]
@@ -414,9 +417,9 @@ def environment(opts: argparse.Namespace) -> dict[str, Any]:
     with contextlib.suppress(Exception):
         env["pytorch_optimizer"] = importlib.metadata.version("pytorch_optimizer")
     with contextlib.suppress(Exception):
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=project_root(), capture_output=True,
                                text=True, check=True).stdout.strip()
         env["git_commit"] = head + ("-dirty" if dirty else "")
     return env
@@ -565,7 +568,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--isolate", action="store_true",
                    help="one process per setting on CUDA too (always so on CPU)")
     p.add_argument("--out", default=None, help="output directory (default results/bench)")
-    p.add_argument("--config", type=Path, default=BENCH_CONFIG,
+    p.add_argument("--config", type=Path, default=None,
                    help="settings and defaults (default configs/bench/step_cost.yaml)")
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -614,6 +617,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; write the JSON and Markdown files; return the JSON's content."""
     raw_argv = list(sys.argv[1:] if argv is None else argv)
     opts = parse_args(raw_argv)
+    if opts.config is None:
+        opts.config = bench_config()
     bench = load_yaml(opts.config)
     notes = resolve(opts, bench)
     if opts.single is not None:

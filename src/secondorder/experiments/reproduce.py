@@ -10,17 +10,29 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from secondorder.paths import configs_dir, project_root
 from secondorder.report.paper import needed_experiments
 from secondorder.runs import is_complete, read_json, write_json
 
-ROOT = Path(__file__).resolve().parents[3]  # the repository (src/secondorder/experiments/)
-CONFIGS = ROOT / "configs"
+# The published runs live in results/ of the checkout (train.py runs there); a user's own runs
+# go to outputs/ (configs/train.yaml). SECONDORDER_RESULTS or a results_root= override wins.
+PUBLISHED_RESULTS = "results"
+
+
+def published_overrides(overrides: list[str]) -> list[str]:
+    """`overrides` with results_root=results first, unless the caller chose a results root."""
+    import os
+
+    if os.environ.get("SECONDORDER_RESULTS") or any(
+            o.lstrip("+~").startswith("results_root=") for o in overrides):
+        return list(overrides)
+    return [f"results_root={PUBLISHED_RESULTS}", *overrides]
 
 
 def planned_runs(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
                  overrides: list[str]) -> list[dict]:
     """One entry per run: experiment, seed, run_dir (composed exactly as training composes it)."""
-    seeds = seeds or list(OmegaConf.load(CONFIGS / "reproduce.yaml")[scale]["seeds"])
+    seeds = seeds or list(OmegaConf.load(configs_dir() / "reproduce.yaml")[scale]["seeds"])
     return compose_plan(scale, {experiment: seeds if which == "all" else seeds[:1]
                                 for experiment, which in needed_experiments(parts, scale=scale).items()},
                         overrides)
@@ -31,7 +43,7 @@ def compose_plan(scale: str, experiments: dict[str, list[int]], overrides: list[
     from hydra import compose, initialize_config_dir
 
     plan = []
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
         for experiment, seeds in experiments.items():
             for seed in seeds:
                 args = [f"experiment={scale}/{experiment}", f"seed={seed}", *overrides]
@@ -55,11 +67,11 @@ def launch_waves(todo: list[dict], launcher: str, overrides: list[str]) -> int:
             by_experiment.setdefault(r["experiment"], []).append(r["seed"])
         procs = []
         for experiment, seeds in by_experiment.items():
-            cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m",
+            cmd = [sys.executable, str(project_root() / "scripts" / "train.py"), "-m",
                    f"hydra/launcher={launcher}", f"experiment={experiment}",
                    f"seed={','.join(str(s) for s in seeds)}", *overrides, "resume=true"]
             print(f"reproduce: submitting {experiment} seeds {seeds} ({launcher})", flush=True)
-            procs.append((experiment, subprocess.Popen(cmd, cwd=ROOT)))
+            procs.append((experiment, subprocess.Popen(cmd, cwd=project_root())))
         codes = [(e, p.wait()) for e, p in procs]
         failed = [(e, c) for e, c in codes if c != 0]
         if failed:
@@ -75,8 +87,8 @@ def train_plan(plan: list[dict], overrides: list[str], *, dry_run: bool = False,
     """Train the runs of `plan` (from :func:`planned_runs`) that are not complete, one after
     another here, or through Hydra's submitit `launcher`; print each run's state. Returns the
     first non-zero exit code, or 0."""
-    if launcher and not (CONFIGS / "hydra" / "launcher" / f"{launcher}.yaml").exists():
-        known = sorted(p.stem for p in (CONFIGS / "hydra" / "launcher").glob("*.yaml"))
+    if launcher and not (configs_dir() / "hydra" / "launcher" / f"{launcher}.yaml").exists():
+        known = sorted(p.stem for p in (configs_dir() / "hydra" / "launcher").glob("*.yaml"))
         raise SystemExit(f"{what}: --launcher {launcher}: no configs/hydra/launcher/"
                          f"{launcher}.yaml; known: {known}")
     for i, run in enumerate(plan, 1):
@@ -87,8 +99,9 @@ def train_plan(plan: list[dict], overrides: list[str], *, dry_run: bool = False,
             run["seconds"] = 0.0
             continue
         start = time.time()
-        cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), *run["overrides"], "resume=true"]
-        code = subprocess.run(cmd, cwd=ROOT, check=False).returncode
+        cmd = [sys.executable, str(project_root() / "scripts" / "train.py"), *run["overrides"],
+               "resume=true"]
+        code = subprocess.run(cmd, cwd=project_root(), check=False).returncode
         run["seconds"] = time.time() - start
         if code != 0:
             print(f"{what}: {run['experiment']} seed {run['seed']} failed (exit {code}); "
@@ -107,23 +120,27 @@ def reproduce(scale: str, parts: tuple[str, ...], seeds: list[int] | None,
     from secondorder.report.figures import write_figures
     from secondorder.report.tables import write_table
 
+    overrides = published_overrides(overrides)
     plan = planned_runs(scale, parts, seeds, overrides)
     t0 = time.time()
     code = train_plan(plan, overrides, dry_run=dry_run, launcher=launcher)
     if code != 0 or dry_run:
         return code
-    results = Path(plan[0]["run_dir"]).parents[2] if plan else ROOT / "results"
+    results = Path(plan[0]["run_dir"]).parents[2] if plan else project_root() / "results"
     made = [write_table(t, results, scale) for t in ("table1", "table3") if t in parts]
     if "figures" in parts:
         made += write_figures(results, scale)
+    trained = [r for r in plan if r.get("seconds")]
     summary = {"scale": scale, "parts": list(parts), "wall_time_s": time.time() - t0,
                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv[1:],
                "launcher": launcher, "runs": plan, "files": [str(p) for p in made]}
-    # one entry per call, oldest first: a call for one part does not hide the earlier ones
+    # one entry per call that trained something, oldest first: a call for one part does not hide
+    # the earlier ones, and a call that only rebuilt the tables changes nothing
     path = results / scale / "reproduce.json"
-    previous = read_json(path) if path.exists() else {}
-    calls = previous.get("calls", [previous] if "runs" in previous else [])
-    write_json(path, {"calls": [*calls, summary]})
+    if trained or launcher:
+        previous = read_json(path) if path.exists() else {}
+        calls = previous.get("calls", [previous] if "runs" in previous else [])
+        write_json(path, {"calls": [*calls, summary]})
     for path in made:
         if path.suffix == ".md":
             print(path.read_text())

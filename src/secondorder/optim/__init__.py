@@ -5,13 +5,14 @@ the Hydra ``optimizer`` group (``configs/optimizer/*.yaml``).
 
 Trainer protocol
 ----------------
-Every optimizer built here is driven by the same loop.  Second-order optimizers expose
-``needs_curvature()`` (True when the coming step refreshes the Hessian estimate, so the
-double-backward graph must be built) and ``hessian_batch_fraction``; the others lack them
-and the ``getattr`` defaults apply::
+Every optimizer built here is driven by the same loop.  Second-order optimizers are
+:class:`CurvatureOptimizer` s: ``needs_curvature()`` is True when the coming step refreshes
+the Hessian estimate (so the double-backward graph must be built), ``hessian_batch_fraction``
+says on how much of the batch; the others are first-order (a plain backward).
+:func:`~secondorder.optim.protocol.backward_for_step` does this for any loop::
 
-    curvature = getattr(optimizer, "needs_curvature", lambda: False)()
-    fraction = getattr(optimizer, "hessian_batch_fraction", 1.0) if curvature else 1.0
+    curvature = isinstance(optimizer, CurvatureOptimizer) and optimizer.needs_curvature()
+    fraction = optimizer.hessian_batch_fraction if curvature else 1.0
     if fraction < 1.0:   # Hessian from a slice of the batch, no example forwarded twice
         n_s = curvature_slice_size(batch_size, fraction)           # max(1, round(fraction*B))
         (loss(batch[:n_s]) * n_s / B).backward(create_graph=True)  # graph kept for the slice only
@@ -35,19 +36,21 @@ and the ``getattr`` defaults apply::
   device; give every data-parallel rank the same ``seed``.
 * Data parallel (``secondorder.train.distributed``): each rank calls ``backward_for_step``
   with its ``rank`` and ``world_size`` on the global batch, sums ``p.grad`` across ranks, and
-  sets ``optimizer.reduce_products`` (AdaHessian, AdaSub) to an in-place sum across ranks,
-  which the optimizer applies to every Hessian-vector product of its local graph.
+  builds the optimizer with ``hooks=CurvatureHooks(reduce_products=...)``, an in-place sum
+  across ranks that the optimizer applies to every Hessian-vector product of its local graph.
+  fp16 (``hooks.skip_nonfinite``) and telemetry (``hooks.track_negatives``) are hooks too.
 """
 
-from .adahessian import AdaHessian
-from .adasub import AdaSub
-from .curvature import (
-    curvature_slice_size,
+from secondorder.curvature.hutchinson import (
     hessian_vector_product,
     hutchinson_diagonal,
     rademacher_like,
-    spatial_average,
 )
+
+from .adahessian import AdaHessian, spatial_average
+from .adasub import AdaSub
+from .base import CurvatureHooks, CurvatureOptimizer
+from .protocol import backward_for_step, curvature_slice_size
 from .registry import DEFAULT_NO_DECAY, OPTIMIZERS, build_optimizer
 from .soaa import SOAA
 
@@ -55,6 +58,9 @@ __all__ = [
     "AdaHessian",
     "AdaSub",
     "SOAA",
+    "CurvatureHooks",
+    "CurvatureOptimizer",
+    "backward_for_step",
     "build_optimizer",
     "OPTIMIZERS",
     "DEFAULT_NO_DECAY",

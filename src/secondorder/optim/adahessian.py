@@ -26,7 +26,7 @@ Decisions on points the paper leaves open (each one is tested in ``tests/optim``
   - tensors with 2 or 3 dims: blocks of ``block_size`` consecutive entries along the last
     dimension; when the last dimension is not divisible by ``block_size`` the whole row
     (last dimension) is averaged (official fallback).  See
-    :func:`secondorder.optim.curvature.spatial_average`.
+    :func:`spatial_average`.
   - 4-D tensors (conv kernels ``(out, in, kh, kw)``): the mean over each ``kh x kw``
     kernel, which is the paper's description ("average of the Hessian diagonal for each
     convolution kernel (3x3)") and the official default for 4-D tensors.  In the
@@ -74,14 +74,75 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import GlobalStateOptimizer, check, check_betas, state_dtype
-from .curvature import hessian_vector_product, rademacher_like, spatial_average
+from secondorder.curvature.hutchinson import hutchinson_samples
+from secondorder.validation import (
+    BETAS,
+    BOOL,
+    FRACTION,
+    NONNEG,
+    POSITIVE_INT,
+    Check,
+    check_values,
+    is_int,
+    one_of,
+)
 
-__all__ = ["AdaHessian"]
+from .base import CurvatureHooks, CurvatureOptimizer, GlobalStateOptimizer, state_dtype
+
+__all__ = ["AdaHessian", "HYPERPARAMETERS", "spatial_average"]
 
 CURVATURE_SOURCES = ("hutchinson", "gradient_squared")
 HESSIAN_BATCHES = ("same", "independent")
 WHOLE_ROW = "row"  # block_size value: average over the whole last dimension
+
+# every hyperparameter's check (secondorder.validation), here and in optim.registry
+HYPERPARAMETERS: dict[str, Check] = {
+    "lr": NONNEG,
+    "weight_decay": NONNEG,
+    "betas": BETAS,
+    "eps": NONNEG,
+    "hessian_power": FRACTION,
+    "n_samples": POSITIVE_INT,
+    "block_size": (lambda x: x == WHOLE_ROW or (is_int(x) and x >= 1),
+                   f"an integer >= 1 (1 = no averaging) or {WHOLE_ROW!r} (the whole row)"),
+    "average_1d": BOOL,
+    "hessian_interval": POSITIVE_INT,
+    "hessian_batch_fraction": FRACTION,
+    "seed": (lambda x: x is None or is_int(x), "an integer or null"),
+    "foreach": BOOL,
+    "average_abs": BOOL,
+    "curvature_source": one_of(CURVATURE_SOURCES),
+    "bias_correction": BOOL,
+    "hessian_batch": one_of(HESSIAN_BATCHES),
+}
+
+
+def spatial_average(d: Tensor, block_size: int) -> Tensor:
+    """Spatial averaging of a Hessian-diagonal estimate (AdaHessian Eq. 7).
+
+    The *signed* values are averaged over consecutive blocks of ``block_size``
+    entries along the **last** dimension and each entry is replaced by the mean
+    of its block.  Rules:
+
+    * ``block_size <= 1`` or a 0-d tensor: returned unchanged.
+    * last dimension divisible by ``block_size``: block means (Eq. 7 applied row by row).
+    * last dimension not divisible by ``block_size``: the whole row (last
+      dimension) is averaged; this is the fallback of the official transformer code.
+    * This helper averages any tensor with ``>= 1`` dims it is given; whether
+      1-D tensors (biases, LayerNorm) are averaged at all is decided by the caller
+      (``AdaHessian(average_1d=...)``).
+
+    For a 4-D convolution kernel ``(out, in, kh, kw)`` the last dimension is
+    ``kw``; the paper averages over each ``kh x kw`` kernel instead (see
+    the module docstring for how the optimizer handles 4-D tensors).
+    """
+    if block_size <= 1 or d.dim() == 0:
+        return d
+    n = d.shape[-1]
+    if n % block_size == 0:
+        blocks = d.reshape(*d.shape[:-1], n // block_size, block_size)
+        return blocks.mean(dim=-1, keepdim=True).expand_as(blocks).reshape(d.shape)
+    return d.mean(dim=-1, keepdim=True).expand_as(d).clone()
 
 
 def _smooth(d: Tensor, block_size: int | str, average_1d: bool) -> Tensor:
@@ -96,7 +157,7 @@ def _smooth(d: Tensor, block_size: int | str, average_1d: bool) -> Tensor:
 
 
 # ---------------------------------------------------------------------------- optimizer
-class AdaHessian(GlobalStateOptimizer):
+class AdaHessian(GlobalStateOptimizer, CurvatureOptimizer):
     """AdaHessian with Hutchinson diagonal, spatial averaging, Hessian power and delayed Hessian.
 
     Args:
@@ -122,6 +183,8 @@ class AdaHessian(GlobalStateOptimizer):
         bias_correction: divide the moments by ``1 - beta^t`` (Adam's bias correction).
         hessian_batch: ``"same"`` (the gradient's batch) or ``"independent"`` (the trainer
             draws a second batch for the Hessian products).
+        hooks: what the training loop provides (:class:`secondorder.optim.CurvatureHooks`:
+            the data-parallel product reduction, fp16 skipping, telemetry counts).
 
     Model-wide settings (``n_samples``, ``hessian_interval``, ``hessian_batch_fraction``,
     ``seed``, ``foreach``, ``average_abs``, ``curvature_source``, ``hessian_batch``) are
@@ -147,38 +210,9 @@ class AdaHessian(GlobalStateOptimizer):
         curvature_source: str = "hutchinson",
         bias_correction: bool = True,
         hessian_batch: str = "same",
+        hooks: CurvatureHooks | None = None,
     ) -> None:
-        owner = "AdaHessian"
-        self._check_group_values(lr, betas, eps, weight_decay, hessian_power, block_size, owner)
-        check(
-            "n_samples",
-            n_samples,
-            isinstance(n_samples, int) and n_samples >= 1,
-            "integer >= 1",
-            owner,
-        )
-        check(
-            "hessian_interval",
-            hessian_interval,
-            isinstance(hessian_interval, int) and hessian_interval >= 1,
-            "integer >= 1",
-            owner,
-        )
-        check(
-            "hessian_batch_fraction",
-            hessian_batch_fraction,
-            isinstance(hessian_batch_fraction, (int, float)) and 0.0 < hessian_batch_fraction <= 1,
-            "(0, 1]",
-            owner,
-        )
-        check("seed", seed, seed is None or isinstance(seed, int), "integer or None", owner)
-        check("average_abs", average_abs, isinstance(average_abs, bool), "true or false", owner)
-        check("curvature_source", curvature_source, curvature_source in CURVATURE_SOURCES,
-              " | ".join(CURVATURE_SOURCES), owner)
-        check("bias_correction", bias_correction, isinstance(bias_correction, bool),
-              "true or false", owner)
-        check("hessian_batch", hessian_batch, hessian_batch in HESSIAN_BATCHES,
-              " | ".join(HESSIAN_BATCHES), owner)
+        check_values(HYPERPARAMETERS, locals(), "AdaHessian")  # the arguments, by name
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -190,68 +224,24 @@ class AdaHessian(GlobalStateOptimizer):
             bias_correction=bias_correction,
         )
         super().__init__(params, defaults)
-        for g in self.param_groups:
-            self._check_group_values(
-                g["lr"],
-                g["betas"],
-                g["eps"],
-                g["weight_decay"],
-                g["hessian_power"],
-                g["block_size"],
-                owner,
-            )
+        for g in self.param_groups:  # a group may set its own
+            check_values({k: HYPERPARAMETERS[k] for k in defaults}, g, "AdaHessian")
         self.n_samples = n_samples
         self.hessian_interval = hessian_interval
-        self.hessian_batch_fraction = float(hessian_batch_fraction)
         self.seed = torch.initial_seed() if seed is None else seed
         self.foreach = foreach
         self.average_abs = average_abs
         self.curvature_source = curvature_source
-        self.hessian_batch = hessian_batch
-        # Telemetry (secondorder.optim.telemetry): share of negative Hutchinson entries per
-        # parameter at the last refresh, counted only while `track_negatives` is on.
-        self.track_negatives = False
-        self.negative_share: dict[int, float] = {}
-        # Loss scaling (secondorder.optim.scaling), set by the trainer under fp16: a non-finite
-        # Hutchinson estimate then skips the step (state, counters and Rademacher stream left
-        # as they were) and sets `step_skipped`, so that the scaler backs off.
-        self.skip_nonfinite_curvature = False
-        self.step_skipped = False
-        # Data parallel (secondorder.train.distributed): sums each Hessian-vector product over
-        # the ranks in place, so that H z is the global batch's; None in a single process.
-        self.reduce_products: Callable[[list[Tensor]], None] | None = None
+        # CurvatureOptimizer members; `negative_share` (telemetry): share of negative
+        # Hutchinson entries per parameter at the last refresh, while hooks.track_negatives.
+        self._init_curvature(hooks, hessian_batch_fraction, hessian_batch)
         self._last_lrs: list[float] = []  # the lr of each group in the last step
         self._global: dict[str, Any] = {"step": 0, "hessian_step": 0}
         self._generators: dict[str, torch.Generator] = {}
 
-    @staticmethod
-    def _check_group_values(lr, betas, eps, weight_decay, hessian_power, block_size, owner):
-        check("lr", lr, isinstance(lr, (int, float)) and lr >= 0.0, "[0, inf)", owner)
-        check_betas(betas, owner)
-        check("eps", eps, isinstance(eps, (int, float)) and eps >= 0.0, "[0, inf)", owner)
-        check(
-            "weight_decay",
-            weight_decay,
-            isinstance(weight_decay, (int, float)) and weight_decay >= 0.0,
-            "[0, inf)",
-            owner,
-        )
-        check(
-            "hessian_power",
-            hessian_power,
-            isinstance(hessian_power, (int, float)) and 0.0 < hessian_power <= 1.0,
-            "(0, 1]",
-            owner,
-        )
-        check(
-            "block_size",
-            block_size,
-            block_size == WHOLE_ROW or (isinstance(block_size, int) and block_size >= 1),
-            f"integer >= 1 or {WHOLE_ROW!r}",
-            owner,
-        )
+    # ------------------------------------------------------------------ CurvatureOptimizer
+    reports_preconditioner = True
 
-    # ------------------------------------------------------------------ trainer protocol
     def needs_curvature(self) -> bool:
         """True when the coming :meth:`step` refreshes the Hessian estimate from Hessian
         products (so the gradient must carry its graph)."""
@@ -322,21 +312,19 @@ class AdaHessian(GlobalStateOptimizer):
         self, params: list[Tensor], grads: list[Tensor], groups: list[dict[str, Any]], scale: float
     ) -> list[Tensor]:
         # (under data parallelism a rank whose shard has no curvature examples has no graph)
-        if self.reduce_products is None and not any(g.requires_grad for g in grads):
+        if self.hooks.reduce_products is None and not any(g.requires_grad for g in grads):
             raise RuntimeError(
                 "AdaHessian: this step refreshes the Hessian estimate (needs_curvature() is "
                 "True) but no gradient carries an autograd graph; call "
                 "loss.backward(create_graph=True) on such steps"
             )
         acc: list[Tensor] | None = None
-        for s in range(self.n_samples):
-            zs = [rademacher_like([p], self._generator(p.device))[0] for p in params]
-            with torch.enable_grad():
-                hz = hessian_vector_product(grads, params, zs, retain_graph=s < self.n_samples - 1)
-            if self.reduce_products is not None:
-                self.reduce_products(hz)
-            est = [(z * h).to(state_dtype(p)) for z, h, p in zip(zs, hz, params, strict=True)]
-            if self.track_negatives and s == 0:
+        samples = hutchinson_samples(grads, params, n_samples=self.n_samples,
+                                     generator=self._generator,
+                                     reduce_products=self.hooks.reduce_products)
+        for s, sample in enumerate(samples):
+            est = [d.to(state_dtype(p)) for d, p in zip(sample, params, strict=True)]
+            if self.hooks.track_negatives and s == 0:
                 self.negative_share = {
                     id(p): float((d < 0).sum()) / d.numel() for p, d in zip(params, est, strict=True)
                 }
@@ -393,7 +381,7 @@ class AdaHessian(GlobalStateOptimizer):
             negatives = self.negative_share
             sources = grads if hessian_grads is None else [hessian_grads[id(p)] for p in params]
             est = self._diagonal_estimate(params, sources, owners, hessian_scale)
-            if self.skip_nonfinite_curvature and not all(
+            if self.hooks.skip_nonfinite and not all(
                     bool(torch.isfinite(d).all()) for d in est):
                 for key, gen in self._generators.items():  # as if no z had been drawn
                     if key in streams:

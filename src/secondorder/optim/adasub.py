@@ -66,10 +66,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import GlobalStateOptimizer, check, state_dtype
-from .curvature import hessian_vector_product
+from secondorder.curvature.hutchinson import hessian_vector_product
+from secondorder.validation import (
+    BOOL,
+    FRACTION,
+    NONNEG,
+    POSITIVE,
+    POSITIVE_INT,
+    UNIT,
+    Check,
+    check_values,
+    one_of,
+)
 
-__all__ = ["AdaSub", "MODES"]
+from .base import CurvatureHooks, CurvatureOptimizer, GlobalStateOptimizer, state_dtype
+
+__all__ = ["AdaSub", "HYPERPARAMETERS", "MODES"]
 
 
 class _CurvatureOverflow(Exception):
@@ -77,8 +89,21 @@ class _CurvatureOverflow(Exception):
 
 MODES = ("per_tensor", "fused", "model")
 
+# every hyperparameter's check (secondorder.validation), here and in optim.registry
+HYPERPARAMETERS: dict[str, Check] = {
+    "lr": NONNEG,
+    "weight_decay": NONNEG,
+    "n_directions": POSITIVE_INT,
+    "rho": POSITIVE,
+    "mode": one_of(MODES),
+    "reuse_products": BOOL,
+    "hessian_interval": POSITIVE_INT,
+    "hessian_batch_fraction": FRACTION,
+    "rank_tol": UNIT,
+}
 
-class AdaSub(GlobalStateOptimizer):
+
+class AdaSub(GlobalStateOptimizer, CurvatureOptimizer):
     """Regularised Newton steps in a subspace of the last ``n_directions`` gradients."""
 
     def __init__(
@@ -93,44 +118,22 @@ class AdaSub(GlobalStateOptimizer):
         hessian_interval: int = 1,
         hessian_batch_fraction: float = 1.0,
         rank_tol: float = 1e-4,
+        hooks: CurvatureHooks | None = None,
     ) -> None:
-        owner = "AdaSub"
-        number = (int, float)
-        check("lr", lr, isinstance(lr, number) and lr >= 0, "[0, inf)", owner)
-        check("n_directions", n_directions, isinstance(n_directions, int) and n_directions >= 1,
-              "integer >= 1", owner)
-        check("rho", rho, isinstance(rho, number) and rho > 0, "(0, inf)", owner)
-        check("weight_decay", weight_decay, isinstance(weight_decay, number) and weight_decay >= 0,
-              "[0, inf)", owner)
-        check("mode", mode, mode in MODES, " | ".join(MODES), owner)
-        check("reuse_products", reuse_products, isinstance(reuse_products, bool), "true | false",
-              owner)
-        check("hessian_interval", hessian_interval,
-              isinstance(hessian_interval, int) and hessian_interval >= 1, "integer >= 1", owner)
-        check("hessian_batch_fraction", hessian_batch_fraction,
-              isinstance(hessian_batch_fraction, number) and 0 < hessian_batch_fraction <= 1,
-              "(0, 1]", owner)
-        check("rank_tol", rank_tol, isinstance(rank_tol, number) and 0 <= rank_tol < 1, "[0, 1)",
-              owner)
+        check_values(HYPERPARAMETERS, locals(), "AdaSub")  # the arguments, by name
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
         self.n_directions = n_directions
         self.rho = float(rho)
         self.mode = mode
         self.reuse_products = reuse_products
         self.hessian_interval = hessian_interval
-        self.hessian_batch_fraction = float(hessian_batch_fraction)
         self.rank_tol = float(rank_tol)
         # coeff: the model block's k x k matrix (mode "model"; per-tensor blocks keep theirs
         # in self.state[p]["coeff"])
         self._global: dict[str, Any] = {"step": 0, "fallbacks": 0, "skipped": 0, "coeff": None}
-        # Loss scaling (secondorder.optim.scaling), set by the trainer under fp16: non-finite
-        # Hessian products then skip the whole step (every state as it was) and set
-        # `step_skipped`, so that the scaler backs off, instead of a counted gradient step.
-        self.skip_nonfinite_curvature = False
-        self.step_skipped = False
-        # Data parallel (secondorder.train.distributed): sums each Hessian-vector product over
-        # the ranks in place, so that H v is the global batch's; None in a single process.
-        self.reduce_products: Callable[[list[Tensor]], None] | None = None
+        # CurvatureOptimizer members. hooks.skip_nonfinite (fp16): non-finite Hessian products
+        # skip the whole step (every state as it was) instead of a counted gradient step.
+        self._init_curvature(hooks, hessian_batch_fraction)
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -237,8 +240,8 @@ class AdaSub(GlobalStateOptimizer):
                 [grads[i] for i in idx], [params[i] for i in idx], [vectors[i] for i in idx],
                 retain_graph=c < len(vectors_per_call) - 1)
             hv = [h.detach() for h in hv]
-            if self.reduce_products is not None:  # data parallel: the global batch's H v
-                self.reduce_products(hv)
+            if self.hooks.reduce_products is not None:  # data parallel: the global batch's H v
+                self.hooks.reduce_products(hv)
             out.append(dict(zip(idx, hv, strict=True)))
         return out
 
@@ -275,7 +278,7 @@ class AdaSub(GlobalStateOptimizer):
                 status.append("gradient")
         live = [b for b, s in enumerate(status) if s == "subspace"]
         smalls = self._subspace_hessians(params, grads, blocks, live, inv_factors, hist64)
-        if self.skip_nonfinite_curvature and not all(
+        if self.hooks.skip_nonfinite and not all(
                 bool(torch.isfinite(smalls[b]).all()) for b in live):
             raise _CurvatureOverflow
         for b in live:
@@ -366,7 +369,7 @@ class AdaSub(GlobalStateOptimizer):
         if not params:
             return loss
         refresh = self.needs_curvature()
-        if refresh and self.reduce_products is None and not any(g.requires_grad for g in grads):
+        if refresh and self.hooks.reduce_products is None and not any(g.requires_grad for g in grads):
             raise RuntimeError(
                 "AdaSub needs Hessian-vector products on the steps where needs_curvature() is "
                 "True; call loss.backward(create_graph=True) on them"

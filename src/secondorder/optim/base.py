@@ -1,8 +1,11 @@
-"""What the optimizers share: one way to check a hyperparameter, and a base class for
-model-wide state that survives ``state_dict`` round trips in the saved dtypes."""
+"""What the optimizers share: a base class for model-wide state that survives ``state_dict`` round trips in the saved dtypes, and
+:class:`CurvatureOptimizer`, every member a training loop uses of a second-order optimizer."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -10,24 +13,9 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-__all__ = ["GlobalStateOptimizer", "check", "check_betas", "state_dtype"]
+__all__ = ["CurvatureHooks", "CurvatureOptimizer", "GlobalStateOptimizer", "state_dtype"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def check(name: str, value: Any, ok: bool, allowed: str, owner: str) -> None:
-    if not ok:
-        raise ValueError(f"{owner}: {name}={value!r} is invalid; allowed: {allowed}")
-
-
-def check_betas(betas: Any, owner: str) -> tuple[float, float]:
-    ok = (
-        isinstance(betas, (tuple, list))
-        and len(betas) == 2
-        and all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)
-    )
-    check("betas", betas, ok, "two numbers, each in [0, 1)", owner)
-    return float(betas[0]), float(betas[1])
 
 
 def state_dtype(p: Tensor) -> torch.dtype:
@@ -81,3 +69,66 @@ class GlobalStateOptimizer(Optimizer):
                 if isinstance(val, Tensor) and val.is_floating_point():
                     self.state[p][key] = val.to(device=p.device, dtype=val.dtype, copy=True)
         self._load_extra_state(extra)
+
+
+@dataclass(frozen=True)
+class CurvatureHooks:
+    """What a training loop gives a curvature optimizer when it builds it.
+
+    ``reduce_products``: data parallel (`secondorder.train.distributed`): sums a list of
+    Hessian-vector products across the processes in place, so that ``H z`` is the global
+    batch's; None in one process.
+    ``skip_nonfinite``: fp16 loss scaling (`secondorder.optim.scaling`): a step whose Hessian
+    products are not finite is skipped (every state as it was) and sets ``step_skipped``, so
+    that the scaler backs off.
+    ``track_negatives``: telemetry (`secondorder.optim.telemetry`): count the share of negative
+    Hutchinson entries per parameter at each refresh (``negative_share``).
+    """
+
+    reduce_products: Callable[[list[Tensor]], None] | None = None
+    skip_nonfinite: bool = False
+    track_negatives: bool = False
+
+
+class CurvatureOptimizer(Optimizer, ABC):
+    """The contract between a second-order optimizer and the loop that drives it
+    (`secondorder.optim.protocol.backward_for_step`, `secondorder.train.Trainer`, the step-cost
+    benchmark). A loop asks nothing else of an optimizer; one that is not a
+    ``CurvatureOptimizer`` is first-order (a plain backward, ``step()``).
+
+    Before each step the loop calls :meth:`needs_curvature`; when it is True the gradient must
+    carry its double-backward graph (``backward(create_graph=True)``), on the first
+    ``hessian_batch_fraction`` of the batch (or, with ``hessian_batch == "independent"``, on a
+    second batch passed to ``step(hessian_grads=...)``). After ``step()`` the loop reads
+    ``step_skipped`` (True: the step was skipped for non-finite curvature under fp16) and
+    :meth:`metrics` (counters to log).
+    """
+
+    hooks: CurvatureHooks
+    hessian_batch_fraction: float
+    hessian_batch: str
+    step_skipped: bool
+    #: whether :meth:`preconditioner` reports the per-parameter denominator (telemetry)
+    reports_preconditioner: bool = False
+
+    def _init_curvature(self, hooks: CurvatureHooks | None, hessian_batch_fraction: float,
+                        hessian_batch: str = "same") -> None:
+        self.hooks = hooks if hooks is not None else CurvatureHooks()
+        self.hessian_batch_fraction = float(hessian_batch_fraction)
+        self.hessian_batch = hessian_batch
+        self.step_skipped = False
+        self.negative_share: dict[int, float] = {}
+
+    @abstractmethod
+    def needs_curvature(self) -> bool:
+        """True when the coming :meth:`step` uses Hessian products (so the gradient must carry
+        its autograd graph)."""
+
+    def metrics(self) -> dict[str, float]:
+        """Counters worth logging with the training loss (none by default)."""
+        return {}
+
+    def preconditioner(self, p: Tensor) -> tuple[Tensor, float, Tensor] | None:
+        """``(denominator, eps, last update)`` of ``p`` for the curvature telemetry, where
+        ``reports_preconditioner`` is True; None otherwise."""
+        return None

@@ -1,9 +1,9 @@
 """How a training loop drives the optimizers: the curvature protocol.
 
-Any loop (ours in `secondorder.train`, the step-cost benchmark, a user's own) asks the
-optimizer before each step whether it needs curvature, builds the double-backward graph only
-then, and passes `step()` the keyword arguments returned here. The protocol is documented in
-`secondorder.optim`.
+Any loop (ours in `secondorder.train`, the step-cost benchmark, a user's own) asks a
+:class:`~secondorder.optim.base.CurvatureOptimizer` before each step whether it needs
+curvature, builds the double-backward graph only then, and passes `step()` the keyword
+arguments returned here. The protocol is documented in `secondorder.optim`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from collections.abc import Mapping
 
 import torch
 
-from .curvature import curvature_slice_size
+from .base import CurvatureOptimizer
 
-__all__ = ["attention_for", "backward_for_step", "batch_loss", "shard_ranges", "split_range"]
+__all__ = ["attention_for", "backward_for_step", "batch_loss", "curvature_slice_size",
+           "shard_ranges", "split_range"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,18 @@ def attention_for(curvature: bool):
                  "(fused kernels have no double backward)")
         _said_math_attention = True
     return sdpa_kernel(SDPBackend.MATH)
+
+
+def curvature_slice_size(batch_size: int, fraction: float) -> int:
+    """Number of examples used for the Hessian when ``hessian_batch_fraction < 1``.
+
+    ``max(1, round(fraction * batch_size))``, capped at ``batch_size``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    return min(batch_size, max(1, round(fraction * batch_size)))
 
 
 def split_range(n: int, rank: int, size: int) -> tuple[int, int]:
@@ -84,13 +97,13 @@ def backward_for_step(loss_fn, batch: Mapping[str, torch.Tensor], optimizer,
     `always_create_graph`: build the double-backward graph on every step, for every optimizer,
     as the report's training loop did (the same update, the cost of a curvature step).
     """
-    curvature = bool(getattr(optimizer, "needs_curvature", lambda: False)())
-    if curvature and getattr(optimizer, "hessian_batch", "same") == "independent":
+    curvature = isinstance(optimizer, CurvatureOptimizer) and optimizer.needs_curvature()
+    if curvature and optimizer.hessian_batch == "independent":
         if hessian_batch is None or world_size > 1:
             raise ValueError("hessian_batch='independent' needs a second batch for the Hessian "
                              "(the trainer draws it) and one process")
         return _backward_independent(loss_fn, batch, hessian_batch, optimizer, loss_scale)
-    fraction = float(getattr(optimizer, "hessian_batch_fraction", 1.0)) if curvature else 1.0
+    fraction = optimizer.hessian_batch_fraction if curvature else 1.0
     size = len(batch["input_ids"])
     n_slice = curvature_slice_size(size, fraction) if fraction < 1.0 else size
     hessian_scale = (size / n_slice) / float(loss_scale)

@@ -18,14 +18,19 @@ are errors (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from .adahessian import CURVATURE_SOURCES, HESSIAN_BATCHES, WHOLE_ROW, AdaHessian
-from .adasub import MODES as ADASUB_MODES
+from secondorder.validation import BETAS, BOOL, NONNEG, UNIT, Check, is_int
+
+from .adahessian import HYPERPARAMETERS as ADAHESSIAN_HYPERPARAMETERS
+from .adahessian import AdaHessian
+from .adasub import HYPERPARAMETERS as ADASUB_HYPERPARAMETERS
 from .adasub import AdaSub
+from .base import CurvatureHooks, CurvatureOptimizer
+from .soaa import HYPERPARAMETERS as SOAA_HYPERPARAMETERS
 from .soaa import SOAA
 from .split import Split
 
@@ -33,83 +38,18 @@ __all__ = ["build_optimizer", "validate_optimizer_config", "OPTIMIZERS", "DEFAUL
 
 DEFAULT_NO_DECAY: tuple[str, ...] = ("bias", "LayerNorm.weight", "layer_norm.weight")
 
-Check = tuple[Callable[[Any], bool], str]
+_FOREACH: Check = (lambda x: x is None or isinstance(x, bool), "true, false or null")
 
-
-def _num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-_NONNEG: Check = (lambda x: _num(x) and x >= 0, "a number >= 0")
-_UNIT: Check = (lambda x: _num(x) and 0 <= x < 1, "a number in [0, 1)")
-_BETAS: Check = (
-    lambda x: (
-        isinstance(x, (list, tuple)) and len(x) == 2 and all(_num(b) and 0 <= b < 1 for b in x)
-    ),
-    "two numbers [beta1, beta2], each in [0, 1)",
-)
-_BOOL: Check = (lambda x: isinstance(x, bool), "true or false")
-
-# key -> (predicate, allowed range) for each optimizer
+# key -> check for each optimizer: torch's two here, ours from their own modules
 _SPECS: dict[str, dict[str, Check]] = {
-    "adamw": {
-        "lr": _NONNEG,
-        "weight_decay": _NONNEG,
-        "betas": _BETAS,
-        "eps": _NONNEG,
-        "amsgrad": _BOOL,
-        "foreach": (lambda x: x is None or isinstance(x, bool), "true, false or null"),
-    },
-    "sgd": {
-        "lr": _NONNEG,
-        "momentum": _UNIT,
-        "weight_decay": _NONNEG,
-        "dampening": _UNIT,
-        "nesterov": _BOOL,
-        "foreach": (lambda x: x is None or isinstance(x, bool), "true, false or null"),
-    },
-    "adahessian": {
-        "lr": _NONNEG,
-        "weight_decay": _NONNEG,
-        "betas": _BETAS,
-        "eps": _NONNEG,
-        "hessian_power": (lambda x: _num(x) and 0 < x <= 1, "a number in (0, 1]"),
-        "n_samples": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
-        "block_size": (lambda x: x == WHOLE_ROW or (_int(x) and x >= 1),
-                       f"an integer >= 1 (1 = no averaging) or {WHOLE_ROW!r} (the whole row)"),
-        "average_1d": _BOOL,
-        "hessian_interval": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
-        "average_abs": _BOOL,
-        "curvature_source": (lambda x: x in CURVATURE_SOURCES, " | ".join(CURVATURE_SOURCES)),
-        "bias_correction": _BOOL,
-        "hessian_batch": (lambda x: x in HESSIAN_BATCHES, " | ".join(HESSIAN_BATCHES)),
-        "hessian_batch_fraction": (lambda x: _num(x) and 0 < x <= 1, "a number in (0, 1]"),
-        "seed": (lambda x: x is None or _int(x), "an integer or null"),
-        "foreach": _BOOL,
-    },
-    "soaa": {
-        "lr": _NONNEG,
-        "weight_decay": _NONNEG,
-        "betas": _BETAS,
-        "eps": (lambda x: _num(x) and x > 0, "a number > 0"),
-        "gamma": _UNIT,
-        "foreach": _BOOL,
-    },
-    "adasub": {
-        "lr": _NONNEG,
-        "weight_decay": _NONNEG,
-        "n_directions": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
-        "rho": (lambda x: _num(x) and x > 0, "a number > 0"),
-        "mode": (lambda x: x in ADASUB_MODES, " | ".join(ADASUB_MODES)),
-        "reuse_products": _BOOL,
-        "hessian_interval": (lambda x: _int(x) and x >= 1, "an integer >= 1"),
-        "hessian_batch_fraction": (lambda x: _num(x) and 0 < x <= 1, "a number in (0, 1]"),
-        "rank_tol": (lambda x: _num(x) and 0 <= x < 1, "a number in [0, 1)"),
-    },
+    "adamw": {"lr": NONNEG, "weight_decay": NONNEG, "betas": BETAS, "eps": NONNEG,
+              "amsgrad": BOOL, "foreach": _FOREACH},
+    "sgd": {"lr": NONNEG, "momentum": UNIT, "weight_decay": NONNEG, "dampening": UNIT,
+            "nesterov": BOOL, "foreach": _FOREACH},
+    "adahessian": ADAHESSIAN_HYPERPARAMETERS,
+    # SOAA's total_steps is the run's length (num_training_steps), not a config key
+    "soaa": {k: v for k, v in SOAA_HYPERPARAMETERS.items() if k != "total_steps"},
+    "adasub": ADASUB_HYPERPARAMETERS,
 }
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adahessian", "soaa", "sgd", "adasub")
@@ -146,15 +86,18 @@ def _param_groups(
 
 
 def build_optimizer(
-    cfg: Mapping[str, Any], model: torch.nn.Module, *, num_training_steps: int
+    cfg: Mapping[str, Any], model: torch.nn.Module, *, num_training_steps: int,
+    hooks: CurvatureHooks | None = None,
 ) -> torch.optim.Optimizer:
     """Build the optimizer described by ``cfg`` for ``model``.
 
     ``num_training_steps`` is the run's total number of optimizer steps (SOAA's ``T``).
+    ``hooks``: what the training loop provides to a curvature optimizer
+    (:class:`~secondorder.optim.base.CurvatureHooks`; ignored by first-order ones).
     Raises ``ValueError`` for an unknown ``name``, an unknown key or an out-of-range value.
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return _build(_to_dict(cfg), named, num_training_steps)
+    return _build(_to_dict(cfg), named, num_training_steps, hooks)
 
 
 def validate_optimizer_config(cfg: Mapping[str, Any]) -> None:
@@ -182,10 +125,14 @@ def _check_delegate(delegate: Any) -> None:
 
 def _build_delegate(conf: dict, named: list, num_training_steps: int) -> torch.optim.Optimizer:
     try:
-        return _build(dict(conf), named, num_training_steps)
+        delegate = _build(dict(conf), named, num_training_steps)
     except ValueError as err:
         raise ValueError(str(err).replace("optimizer.", "optimizer.delegate.optimizer.", 1)
                          ) from None
+    if isinstance(delegate, CurvatureOptimizer):
+        raise ValueError(f"optimizer.delegate.optimizer.name={conf.get('name')!r} is a curvature "
+                         "optimizer; a delegate must be first-order (adamw, sgd, soaa)")
+    return delegate
 
 
 def _split_delegate(delegate: Any, named: list) -> tuple[list, list, dict]:
@@ -200,7 +147,8 @@ def _split_delegate(delegate: Any, named: list) -> tuple[list, list, dict]:
     return ours, theirs, delegate["optimizer"]
 
 
-def _build(conf: dict[str, Any], named: list, num_training_steps: int) -> torch.optim.Optimizer:
+def _build(conf: dict[str, Any], named: list, num_training_steps: int,
+           hooks: CurvatureHooks | None = None) -> torch.optim.Optimizer:
     name = conf.get("name")
     if name not in _SPECS:
         raise ValueError(f"optimizer.name={name!r} is unknown; choose one of {list(OPTIMIZERS)}")
@@ -222,7 +170,7 @@ def _build(conf: dict[str, Any], named: list, num_training_steps: int) -> torch.
         no_decay = []
     if not isinstance(no_decay, (list, tuple)) or not all(isinstance(s, str) for s in no_decay):
         raise ValueError(f"optimizer.no_decay={no_decay!r} is invalid; allowed: a list of strings")
-    if not (_int(num_training_steps) and num_training_steps >= 1):
+    if not (is_int(num_training_steps) and num_training_steps >= 1):
         raise ValueError(
             f"num_training_steps={num_training_steps!r} is invalid; allowed: integer >= 1"
         )
@@ -231,7 +179,7 @@ def _build(conf: dict[str, Any], named: list, num_training_steps: int) -> torch.
         named, theirs, delegate_conf = _split_delegate(conf["delegate"], named)
         delegate = _build_delegate(delegate_conf, theirs, num_training_steps)
         primary = _build({k: v for k, v in conf.items() if k != "delegate"}, named,
-                         num_training_steps)
+                         num_training_steps, hooks)
         return Split(primary, delegate)
 
     hp = {k: v for k, v in conf.items() if k in spec}
@@ -246,7 +194,7 @@ def _build(conf: dict[str, Any], named: list, num_training_steps: int) -> torch.
         hp.setdefault("momentum", 0.9)
         return torch.optim.SGD(groups, **hp)
     if name == "adahessian":
-        return AdaHessian(groups, **hp)
+        return AdaHessian(groups, hooks=hooks, **hp)
     if name == "adasub":
-        return AdaSub(groups, **hp)
+        return AdaSub(groups, hooks=hooks, **hp)
     return SOAA(groups, total_steps=num_training_steps, **hp)

@@ -55,9 +55,31 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import GlobalStateOptimizer, check, check_betas, state_dtype
+from secondorder.validation import (
+    BETAS,
+    BOOL,
+    NONNEG,
+    POSITIVE,
+    POSITIVE_INT,
+    UNIT,
+    Check,
+    check_values,
+)
 
-__all__ = ["SOAA"]
+from .base import GlobalStateOptimizer, state_dtype
+
+__all__ = ["HYPERPARAMETERS", "SOAA"]
+
+# every hyperparameter's check (secondorder.validation), here and in optim.registry
+HYPERPARAMETERS: dict[str, Check] = {
+    "total_steps": POSITIVE_INT,
+    "lr": NONNEG,
+    "weight_decay": NONNEG,
+    "betas": BETAS,
+    "eps": POSITIVE,
+    "gamma": UNIT,
+    "foreach": BOOL,
+}
 
 
 class SOAA(GlobalStateOptimizer):
@@ -85,19 +107,8 @@ class SOAA(GlobalStateOptimizer):
         weight_decay: float = 0.0,
         foreach: bool = True,
     ) -> None:
-        owner = "SOAA"
-        check(
-            "total_steps",
-            total_steps,
-            isinstance(total_steps, int) and total_steps >= 1,
-            "integer >= 1",
-            owner,
-        )
-        self.betas = check_betas(betas, owner)
-        check(
-            "gamma", gamma, isinstance(gamma, (int, float)) and 0.0 <= gamma < 1.0, "[0, 1)", owner
-        )
-        check("eps", eps, isinstance(eps, (int, float)) and eps > 0.0, "(0, inf)", owner)
+        check_values(HYPERPARAMETERS, locals(), "SOAA")  # the arguments, by name
+        self.betas = (float(betas[0]), float(betas[1]))
         defaults = dict(lr=lr, weight_decay=weight_decay)
         super().__init__(params, defaults)
         for g in self.param_groups:
@@ -106,16 +117,7 @@ class SOAA(GlobalStateOptimizer):
                     raise ValueError(
                         f"SOAA: '{key}' is model-wide and cannot be set per parameter group"
                     )
-            check(
-                "lr", g["lr"], isinstance(g["lr"], (int, float)) and g["lr"] >= 0, "[0, inf)", owner
-            )
-            check(
-                "weight_decay",
-                g["weight_decay"],
-                isinstance(g["weight_decay"], (int, float)) and g["weight_decay"] >= 0,
-                "[0, inf)",
-                owner,
-            )
+            check_values({k: HYPERPARAMETERS[k] for k in ("lr", "weight_decay")}, g, "SOAA")
         self.total_steps = total_steps
         self.gamma = float(gamma)
         self.eps = float(eps)

@@ -3,10 +3,9 @@
 ``make ablate`` asks where AdaHessian fails: on the encoder with AdamW on the embeddings and
 the QA head, or the reverse. :class:`Split` runs two optimizers side by side as one
 ``torch.optim.Optimizer``: its ``param_groups`` are the two optimizers' own group dicts (so a
-learning-rate schedule scales both), ``step`` steps both, and the curvature protocol
-(``needs_curvature``, ``hessian_batch_fraction``, the loss-scale and data-parallel hooks,
-telemetry) is the primary optimizer's: the delegate is a first-order optimizer that only needs
-``p.grad``. The Hessian products of the primary optimizer then cover its own parameters only:
+learning-rate schedule scales both), ``step`` steps both, and every :class:`~secondorder.optim.base.CurvatureOptimizer` member
+(``needs_curvature``, ``hessian_batch_fraction``, the hooks, telemetry) is the primary
+optimizer's: the delegate is a first-order optimizer that only needs ``p.grad``. The Hessian products of the primary optimizer then cover its own parameters only:
 its estimate is that of the diagonal of its own block of the Hessian, which is the same diagonal.
 """
 
@@ -16,14 +15,12 @@ from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Any
 
+from torch import Tensor
 from torch.optim import Optimizer
 
-__all__ = ["Split"]
+from .base import CurvatureHooks, CurvatureOptimizer
 
-# members of the curvature protocol that belong to the primary optimizer (read and set)
-_PRIMARY = ("needs_curvature", "hessian_batch_fraction", "hessian_batch", "reduce_products",
-            "skip_nonfinite_curvature", "step_skipped", "track_negatives", "negative_share",
-            "preconditioner", "metrics")
+__all__ = ["Split"]
 
 
 class _States(Mapping):
@@ -46,18 +43,22 @@ class _States(Mapping):
         return sum(len(s) for s in self._states)
 
 
-class Split(Optimizer):
-    """``primary`` and ``delegate`` stepping disjoint parameters as one optimizer."""
+class Split(CurvatureOptimizer):
+    """``primary`` and ``delegate`` stepping disjoint parameters as one optimizer (a first-order
+    ``primary`` makes a first-order split: ``needs_curvature()`` is then always False)."""
 
     def __init__(self, primary: Optimizer, delegate: Optimizer) -> None:
         own = {id(p) for g in primary.param_groups for p in g["params"]}
         if any(id(p) in own for g in delegate.param_groups for p in g["params"]):
             raise ValueError("Split: a parameter belongs to both optimizers")
-        object.__setattr__(self, "primary", primary)
-        object.__setattr__(self, "delegate", delegate)
-        object.__setattr__(self, "_built", False)
-        super().__init__([p for o in (primary, delegate) for g in o.param_groups
-                          for p in g["params"]], {})
+        if isinstance(delegate, CurvatureOptimizer):
+            raise ValueError("Split: the delegate must be a first-order optimizer")
+        self.primary = primary
+        self.delegate = delegate
+        self._curvature = primary if isinstance(primary, CurvatureOptimizer) else None
+        self._built = False
+        Optimizer.__init__(self, [p for o in (primary, delegate) for g in o.param_groups
+                                  for p in g["params"]], {})
         self.state = _States(primary.state, delegate.state)
         self._built = True
 
@@ -73,22 +74,45 @@ class Split(Optimizer):
     def param_groups(self, value) -> None:  # only torch's Optimizer.__init__ assigns one
         object.__setattr__(self, "_init_groups", value)
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _PRIMARY:
-            return getattr(self.primary, name)
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+    # ------------------------------------------------ CurvatureOptimizer: the primary's
+    @property
+    def hooks(self) -> CurvatureHooks:
+        return self._curvature.hooks if self._curvature else CurvatureHooks()
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _PRIMARY:
-            setattr(self.primary, name, value)
-        else:
-            object.__setattr__(self, name, value)
+    @property
+    def hessian_batch_fraction(self) -> float:
+        return self._curvature.hessian_batch_fraction if self._curvature else 1.0
+
+    @property
+    def hessian_batch(self) -> str:
+        return self._curvature.hessian_batch if self._curvature else "same"
+
+    @property
+    def step_skipped(self) -> bool:
+        return self._curvature.step_skipped if self._curvature else False
+
+    @property
+    def reports_preconditioner(self) -> bool:  # type: ignore[override]
+        return self._curvature.reports_preconditioner if self._curvature else False
+
+    @property
+    def negative_share(self) -> dict[int, float]:
+        return self._curvature.negative_share if self._curvature else {}
+
+    def needs_curvature(self) -> bool:
+        return self._curvature.needs_curvature() if self._curvature else False
+
+    def metrics(self) -> dict[str, float]:
+        return self._curvature.metrics() if self._curvature else {}
+
+    def preconditioner(self, p: Tensor) -> tuple[Tensor, float, Tensor] | None:
+        return self._curvature.preconditioner(p) if self._curvature else None
 
     def step(self, closure=None, **curvature_kwargs):
         """The primary step (with the protocol's keyword arguments), then the delegate's; a
         step the primary skips (an fp16 overflow in its curvature) is skipped by both."""
         loss = self.primary.step(closure, **curvature_kwargs)
-        if not getattr(self.primary, "step_skipped", False):
+        if not self.step_skipped:
             self.delegate.step()
         return loss
 

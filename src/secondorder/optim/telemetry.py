@@ -23,11 +23,13 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from .base import CurvatureOptimizer
+
 __all__ = ["has_telemetry", "curvature_telemetry"]
 
 
 def has_telemetry(optimizer) -> bool:
-    return callable(getattr(optimizer, "preconditioner", None))
+    return isinstance(optimizer, CurvatureOptimizer) and optimizer.reports_preconditioner
 
 
 @torch.no_grad()
@@ -37,7 +39,7 @@ def curvature_telemetry(optimizer, named_params: Mapping[str, Tensor],
     """``{"<block>/<stat>": value}`` for every block of `blocks` (block -> parameter names)."""
     if not has_telemetry(optimizer):
         return {}
-    shares = getattr(optimizer, "negative_share", {})
+    shares = optimizer.negative_share
     out: dict[str, float] = {}
     for block, names in blocks.items():
         parts = [(named_params[n], optimizer.preconditioner(named_params[n])) for n in names]

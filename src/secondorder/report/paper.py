@@ -12,9 +12,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]  # the repository (src/secondorder/report/)
-PUBLISHED = ROOT / "results" / "published"
+from secondorder.paths import project_root
+
 TABLES = ("table1", "table3")
+
+
+def published_root() -> Path:
+    """results/published of the checkout (`secondorder.paths`): the paper's numbers."""
+    return project_root() / "results" / "published"
+
 # the AdamW runs whose epoch-2 checkpoints the hand-offs start from: trained first
 HANDOFF_SOURCES = ("table1_adamw", "table1_adamw_report_code")
 
@@ -65,23 +71,23 @@ FIGURES: dict[str, dict] = {
 }
 
 
-def published(table: str, published_dir: str | Path = PUBLISHED,
+def published(table: str, published_dir: str | Path | None = None,
               scale: str | None = None) -> list[dict[str, str]]:
     """The paper's rows of `table` (row, experiment, f1, exact, scales); with `scale`, only the
     rows that exist at that scale (`scales` empty: every scale; else space-separated names)."""
-    with open(Path(published_dir) / f"{table}.csv", newline="") as f:
+    with open(Path(published_dir or published_root()) / f"{table}.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return [r for r in rows if scale is None or not r.get("scales")
             or scale in r["scales"].split()]
 
 
-def table_experiments(table: str, published_dir: str | Path = PUBLISHED,
+def table_experiments(table: str, published_dir: str | Path | None = None,
                       scale: str | None = None) -> list[str]:
     return list(dict.fromkeys(r["experiment"] for r in published(table, published_dir, scale)))
 
 
 def figure_curves(name: str, scale: str | None = None,
-                  published_dir: str | Path = PUBLISHED) -> dict[str, str]:
+                  published_dir: str | Path | None = None) -> dict[str, str]:
     """The curves (label -> experiment) of figure `name` that exist at `scale` (a table row
     of other scales only, `scales` in results/published, is left out)."""
     elsewhere = {r["experiment"] for t in TABLES for r in published(t, published_dir)
@@ -90,7 +96,7 @@ def figure_curves(name: str, scale: str | None = None,
 
 
 def needed_experiments(parts: tuple[str, ...] = ("table1", "table3", "figures"),
-                       published_dir: str | Path = PUBLISHED,
+                       published_dir: str | Path | None = None,
                        scale: str | None = None) -> dict[str, str]:
     """Experiment -> "all" (every seed: Table I rows) or "first" (the first seed only), in an
     order that trains each hand-off's AdamW run first."""

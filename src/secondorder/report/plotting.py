@@ -6,13 +6,15 @@ from pathlib import Path
 
 
 def save_figure(fig, path: str | Path, *, dpi: int = 120, close: bool = True) -> Path:
-    """Lay out, write (creating folders) and close `fig` (unless `close=False`); returns the path."""
+    """Lay out, write (creating folders) and close `fig` (unless `close=False`); returns the
+    path."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    # no creation date in a PDF: the same data gives the same file
+    fig.savefig(path, dpi=dpi, metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     if close:
         plt.close(fig)
     return path

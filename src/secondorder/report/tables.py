@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from secondorder.report.paper import PUBLISHED, published
+from secondorder.report.paper import published
 from secondorder.runs import RunLogs, experiment_runs, read_logs
 
 SCALES = ("demo", "paper")  # results/<scale>/<experiment>/<run>/, as experiment_name says
@@ -120,7 +120,7 @@ def _ratio(values: list[float], base: list[float]) -> str:
 
 
 def comparison_table(table: str, results_root: str | Path, scale: str,
-                     paper_dir: str | Path = PUBLISHED) -> tuple[list[dict], str]:
+                     paper_dir: str | Path | None = None) -> tuple[list[dict], str]:
     """Rows of ours vs the paper for `table` ("table1" or "table3"), and a Markdown rendering.
 
     The first row (AdamW) is the baseline of the ratios and of the loss target.
@@ -189,7 +189,7 @@ def comparison_table(table: str, results_root: str | Path, scale: str,
 
 
 def write_table(table: str, results_root: str | Path, scale: str,
-                paper_dir: str | Path = PUBLISHED) -> Path:
+                paper_dir: str | Path | None = None) -> Path:
     """`results/<scale>/<table>.md`, `.csv` and `.json`; returns the Markdown path."""
     rows, markdown = comparison_table(table, results_root, scale, paper_dir)
     out = Path(results_root) / scale / f"{table}.md"
@@ -220,4 +220,35 @@ def write_table(table: str, results_root: str | Path, scale: str,
                 stat(r["time_per_step_s"], statistics.mean),
                 stat(r["peak_memory_gib"], statistics.mean),
                 stat(r["time_to_target_s"], statistics.mean)])
+    return out
+
+
+def runs_table(results_root: str | Path, scale: str, experiment: str) -> str:
+    """One row per complete run of `experiment` (e.g. `make demo`'s tiny_albert): EM, F1 with
+    its HasAns / NoAns parts, best F1 (tuned no-answer threshold), dev F1 after each epoch and
+    training time; the all-no-answer baseline below. Markdown."""
+    runs = run_logs(results_root, scale, experiment)
+    if not runs:
+        raise FileNotFoundError(f"no complete run in {Path(results_root) / scale / experiment}")
+    lines = [f"`{scale}/{experiment}` ({len(runs)} run{'s' * (len(runs) > 1)}; from each "
+             "run's eval.json and evals.jsonl)", "",
+             "| run | EM | F1 | HasAns F1 | NoAns F1 | best F1 | F1 after each epoch | "
+             "training time |", "|---|---|---|---|---|---|---|---|"]
+    for logs in runs:
+        f = logs.final
+        by_epoch = ", ".join(f"{e['f1']:.2f}" for e in logs.evals
+                             if float(e.get("epoch", 0)).is_integer())
+        lines.append(f"| {logs.dir.name} | {f['exact']:.2f} | {f['f1']:.2f} | "
+                     f"{f['HasAns_f1']:.2f} | {f['NoAns_f1']:.2f} | {f['best_f1']:.2f} | "
+                     f"{by_epoch} | "
+                     f"{f['train_time_s']:.0f} s |")
+    base = 100.0 * runs[0].final["NoAns_total"] / runs[0].final["total"]
+    lines += ["", f"All-no-answer baseline: EM = F1 = {base:.2f} "
+              f"({runs[0].final['total']} dev questions)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_runs_table(results_root: str | Path, scale: str, experiment: str) -> Path:
+    out = Path(results_root) / scale / f"{experiment.replace('/', '_')}.md"
+    out.write_text(runs_table(results_root, scale, experiment))
     return out

@@ -7,23 +7,31 @@ these checks pass.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from secondorder.validation import (
+    BOOL,
+    POSITIVE_INT,
+    POSITIVE_INT_OR_NULL,
+    Check,
+    is_int,
+    is_number,
+)
 
 
 class ConfigError(ValueError):
     """A config value that cannot run; the message names the key."""
 
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"  # the repository's (src/secondorder/train/)
-
-
-def check_experiment_args(argv: list[str], configs: Path = CONFIGS) -> None:
+def check_experiment_args(argv: list[str], configs: Path | None = None) -> None:
     """Exit with code 2 and the list of experiments if `experiment=NAME` names none of them."""
     import sys
 
+    from secondorder.paths import configs_dir
+
+    configs = configs or configs_dir()
     known = sorted(str(p.relative_to(configs / "experiment").with_suffix(""))
                    for p in (configs / "experiment").rglob("*.yaml"))
     for arg in argv:
@@ -35,21 +43,9 @@ def check_experiment_args(argv: list[str], configs: Path = CONFIGS) -> None:
                 raise SystemExit(2)
 
 
-def _int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _num(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-POSITIVE_INT = (lambda x: _int(x) and x >= 1, "an integer >= 1")
-POSITIVE_INT_OR_NULL = (lambda x: x is None or (_int(x) and x >= 1), "an integer >= 1, or null")
-BOOL = (lambda x: isinstance(x, bool), "true or false")
-
 # key -> (predicate, allowed); keys absent from a config are not checked (data sources differ)
-CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": (_int, "an integer"),
+CHECKS: dict[str, Check] = {
+    "seed": (is_int, "an integer"),
     "resume": BOOL,
     "overwrite": BOOL,
     "trainer.epochs": POSITIVE_INT,
@@ -59,11 +55,11 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.checkpoint_every_steps": POSITIVE_INT_OR_NULL,
     "trainer.stop_after_steps": POSITIVE_INT_OR_NULL,
     "trainer.max_steps": POSITIVE_INT_OR_NULL,
-    "trainer.grad_clip_norm": (lambda x: x is None or (_num(x) and x > 0), "a number > 0, or null"),
+    "trainer.grad_clip_norm": (lambda x: x is None or (is_number(x) and x > 0), "a number > 0, or null"),
     "trainer.mixed_precision": (lambda x: x in ("no", "bf16", "fp16"), "'no', 'bf16' or 'fp16'"),
-    "trainer.loss_scale.init_scale": (lambda x: _num(x) and x > 0, "a number > 0"),
-    "trainer.loss_scale.growth_factor": (lambda x: _num(x) and x > 1, "a number > 1"),
-    "trainer.loss_scale.backoff_factor": (lambda x: _num(x) and 0 < x < 1, "a number in (0, 1)"),
+    "trainer.loss_scale.init_scale": (lambda x: is_number(x) and x > 0, "a number > 0"),
+    "trainer.loss_scale.growth_factor": (lambda x: is_number(x) and x > 1, "a number > 1"),
+    "trainer.loss_scale.backoff_factor": (lambda x: is_number(x) and 0 < x < 1, "a number in (0, 1)"),
     "trainer.loss_scale.growth_interval": POSITIVE_INT,
     "trainer.param_dtype": (lambda x: x in ("float32", "float64"), "float32 or float64"),
     "trainer.cpu": BOOL,
@@ -74,18 +70,18 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.batch_size": POSITIVE_INT,
     "eval.n_best_size": POSITIVE_INT,
     "eval.max_answer_length": POSITIVE_INT,
-    "eval.null_score_diff_threshold": (_num, "a number"),
+    "eval.null_score_diff_threshold": (is_number, "a number"),
     "data.num_train": POSITIVE_INT,
     "data.num_validation": POSITIVE_INT,
     "data.max_train_samples": POSITIVE_INT_OR_NULL,
     "data.max_eval_samples": POSITIVE_INT_OR_NULL,
     "data.heldout_questions": POSITIVE_INT_OR_NULL,
-    "data.max_length": (lambda x: _int(x) and x >= 16, "an integer >= 16"),
+    "data.max_length": (lambda x: is_int(x) and x >= 16, "an integer >= 16"),
     "data.doc_stride": POSITIVE_INT,
     "data.max_question_length": POSITIVE_INT,
     "schedule.name": (lambda x: x in ("constant", "linear_warmup", "warmup_constant"),
                       "constant, linear_warmup or warmup_constant"),
-    "schedule.warmup_fraction": (lambda x: _num(x) and 0 <= x < 1, "a number in [0, 1)"),
+    "schedule.warmup_fraction": (lambda x: is_number(x) and 0 <= x < 1, "a number in [0, 1)"),
     "strategy.name": (lambda x: x in ("single", "handoff"), "single or handoff"),
     "strategy.first_epochs": POSITIVE_INT,
 }

@@ -13,7 +13,7 @@ second-order steps share one code path:
   :meth:`World.sum_gradients` makes every rank hold that sum.
 * On curvature steps each rank keeps the double-backward graph of its own shard; all ranks draw
   the same Rademacher ``z`` (the optimizers' generators share the config's seed), and the
-  optimizers call ``reduce_products`` (set to :meth:`World.sum_`) on every Hessian-vector
+  optimizers call ``hooks.reduce_products`` (:meth:`World.sum_`) on every Hessian-vector
   product, so ``H z`` is the global batch's. Steps are then the single-process step on the
   global batch, up to the order of floating-point sums.
 * Evaluation batches are split across ranks and the logits gathered; rank 0 post-processes,

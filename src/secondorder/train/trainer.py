@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from secondorder.curvature.blocks import role_blocks
 from secondorder.data.squad import epoch_order, iterate_batches
-from secondorder.optim import build_optimizer
+from secondorder.optim import CurvatureHooks, CurvatureOptimizer, build_optimizer
 from secondorder.optim.protocol import backward_for_step, batch_loss
 from secondorder.optim.scaling import LossScaler
 from secondorder.optim.telemetry import curvature_telemetry, has_telemetry
@@ -174,6 +174,7 @@ class Trainer:
             set_seed(int(cfg["seed"]), device_specific=True)  # each rank its own dropout masks
         self.steps_per_epoch = math.ceil(len(train_features) / self.batch_size)
         self.last_good: tuple[Path, int] | None = None  # last checkpoint written, and its step
+        self.signal_received: int | None = None  # a preemption signal (_catching_preemption)
 
     # ----------------------------------------------------------------------------- loop
     @contextlib.contextmanager
@@ -283,14 +284,13 @@ class Trainer:
 
     def _run_phase(self, phase: Phase, progress: Progress, resume_ckpt: dict | None):
         schedule_steps = phase.schedule_epochs * self.steps_per_epoch
-        optimizer = build_optimizer(phase.optimizer, self.model, num_training_steps=schedule_steps)
+        hooks = CurvatureHooks(
+            reduce_products=self.world.sum_ if self.world.distributed else None,  # global H z
+            skip_nonfinite=self.scaler is not None,  # fp16: an overflow skips (optim/scaling.py)
+            track_negatives=bool(self.tcfg.get("curvature_telemetry")))
+        optimizer = build_optimizer(phase.optimizer, self.model, num_training_steps=schedule_steps,
+                                    hooks=hooks)
         scheduler = build_scheduler(self.cfg["schedule"], optimizer, schedule_steps)
-        if self.tcfg.get("curvature_telemetry") and has_telemetry(optimizer):
-            optimizer.track_negatives = True
-        if self.scaler is not None:  # a curvature overflow skips the step (optim/scaling.py)
-            optimizer.skip_nonfinite_curvature = True
-        if self.world.distributed and hasattr(optimizer, "reduce_products"):
-            optimizer.reduce_products = self.world.sum_  # H z of the global batch
         if resume_ckpt is not None:
             optimizer.load_state_dict(resume_ckpt["optimizer"])
             scheduler.load_state_dict(resume_ckpt["scheduler"])
@@ -345,7 +345,7 @@ class Trainer:
         telemetry = (role_blocks(n for n, p in named.items() if p.requires_grad)
                      if self.tcfg.get("curvature_telemetry") and has_telemetry(optimizer) else None)
         mark = time.perf_counter()
-        optimizer_counters = getattr(optimizer, "metrics", dict)
+        curvature = optimizer if isinstance(optimizer, CurvatureOptimizer) else None
 
         def tick():  # book training time up to now; evaluation time is not training time
             nonlocal mark
@@ -363,7 +363,7 @@ class Trainer:
                 "grad_norm": float(np.mean(self._grad_norms)) if self._grad_norms else None,
                 "train_time_s": progress.train_time_s + time.perf_counter() - mark,
                 **meter.read(), **memory_stats(self.device),
-                **optimizer_counters(),  # e.g. AdaSub's adasub/fallbacks, adasub/skipped
+                **(curvature.metrics() if curvature else {}),  # e.g. AdaSub's fallbacks
                 **({"loss_scale": self.scaler.scale, "overflow_skips": self.scaler.skipped}
                    if self.scaler is not None else {}),
             }
@@ -423,7 +423,7 @@ class Trainer:
 
     def _signalled(self) -> bool:
         """A preemption signal arrived (on any rank: all ranks then checkpoint the same step)."""
-        received = getattr(self, "signal_received", None)
+        received = self.signal_received
         if not self.world.distributed:
             return received is not None
         agreed = int(self.world.maximum(float(received or 0), self.device))
@@ -451,8 +451,8 @@ class Trainer:
         (``hessian_batch="independent"``), on its curvature steps: batch number (step mod steps
         per epoch) of a shuffled order with a seed of its own, a pure function of the step (so
         a resumed run draws the same batches)."""
-        if getattr(optimizer, "hessian_batch", "same") != "independent" or not \
-                optimizer.needs_curvature():
+        if not isinstance(optimizer, CurvatureOptimizer) or \
+                optimizer.hessian_batch != "independent" or not optimizer.needs_curvature():
             return None
         epoch, index = divmod(progress.step, self.steps_per_epoch)
         order = epoch_order(len(self.train_features), int(self.cfg["seed"]) + HESSIAN_ORDER_SEED,
@@ -490,7 +490,7 @@ class Trainer:
                     [p.grad for p in self.model.parameters() if p.grad is not None])
         self._grad_norms.append(float(norm))
         optimizer.step(lambda: loss, **step_kwargs)
-        skipped = bool(getattr(optimizer, "step_skipped", False))  # curvature overflow
+        skipped = isinstance(optimizer, CurvatureOptimizer) and optimizer.step_skipped  # overflow
         if self.scaler is not None:
             self.scaler.update(overflow=skipped)
         if not skipped:

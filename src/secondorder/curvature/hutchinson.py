@@ -1,4 +1,5 @@
-"""Curvature primitives shared by the second-order optimizers and the Hessian analysis.
+"""Hessian-vector products and the Hutchinson estimate: the one implementation that the
+second-order optimizers (`secondorder.optim`) and the Hessian analysis (`operators.py`) use.
 
 All functions work on *lists of tensors* (one entry per parameter) so that the
 whole model is treated as a single flat vector, as in the AdaHessian paper.
@@ -16,7 +17,7 @@ of the relevant device is used.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -24,9 +25,8 @@ from torch import Tensor
 __all__ = [
     "rademacher_like",
     "hessian_vector_product",
+    "hutchinson_samples",
     "hutchinson_diagonal",
-    "spatial_average",
-    "curvature_slice_size",
 ]
 
 
@@ -84,6 +84,39 @@ def hessian_vector_product(
     return [torch.zeros_like(p) if h is None else h for p, h in zip(params, hv, strict=True)]
 
 
+def hutchinson_samples(
+    grads: Sequence[Tensor],
+    params: Sequence[Tensor],
+    *,
+    n_samples: int = 1,
+    generator: torch.Generator | Callable[[torch.device], torch.Generator] | None = None,
+    retain_graph: bool = False,
+    reduce_products: Callable[[list[Tensor]], None] | None = None,
+) -> Iterator[list[Tensor]]:
+    """Yield ``z * (H z)`` (one tensor per parameter, detached) for each of ``n_samples``
+    Rademacher draws ``z`` (Eq. 6 of AdaHessian, one sample at a time).
+
+    ``z`` is drawn with :func:`rademacher_like` from ``generator``, one parameter after the
+    other (``generator`` may also be a function of the parameter's device, for one generator
+    per device).  ``reduce_products`` (data parallel) sums each ``H z`` across processes in place
+    before it is multiplied by ``z``.  The graph is retained between samples; after the last
+    one it is kept only if ``retain_graph`` is True.
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    params = list(params)
+    grads = list(grads)
+    for s in range(n_samples):
+        zs = [rademacher_like([p], generator(p.device) if callable(generator) else generator)[0]
+              for p in params]
+        with torch.enable_grad():
+            hz = hessian_vector_product(grads, params, zs,
+                                        retain_graph=retain_graph or s < n_samples - 1)
+        if reduce_products is not None:
+            reduce_products(hz)
+        yield [z * h.detach() for z, h in zip(zs, hz, strict=True)]
+
+
 def hutchinson_diagonal(
     grads: Sequence[Tensor],
     params: Sequence[Tensor],
@@ -92,22 +125,11 @@ def hutchinson_diagonal(
     generator: torch.Generator | None = None,
     retain_graph: bool = False,
 ) -> list[Tensor]:
-    """Hutchinson estimate of ``diag(H)``: the mean over ``n_samples`` draws of ``z * (H z)`` (Eq. 6).
-
-    ``z`` is Rademacher, drawn with :func:`rademacher_like` from ``generator``.
-    The returned tensors are detached.  The graph is retained between samples;
-    after the last sample it is kept only if ``retain_graph`` is True.
-    """
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-    params = list(params)
-    grads = list(grads)
+    """Hutchinson estimate of ``diag(H)``: the mean over ``n_samples`` draws of ``z * (H z)``
+    (Eq. 6), from :func:`hutchinson_samples`."""
     acc: list[Tensor] | None = None
-    for s in range(n_samples):
-        zs = rademacher_like(params, generator)
-        keep = retain_graph or s < n_samples - 1
-        hz = hessian_vector_product(grads, params, zs, retain_graph=keep)
-        est = [z * h.detach() for z, h in zip(zs, hz, strict=True)]
+    for est in hutchinson_samples(grads, params, n_samples=n_samples, generator=generator,
+                                  retain_graph=retain_graph):
         if acc is None:
             acc = est
         else:
@@ -116,43 +138,3 @@ def hutchinson_diagonal(
     if n_samples > 1:
         torch._foreach_div_(acc, float(n_samples))
     return acc
-
-
-def spatial_average(d: Tensor, block_size: int) -> Tensor:
-    """Spatial averaging of a Hessian-diagonal estimate (AdaHessian Eq. 7).
-
-    The *signed* values are averaged over consecutive blocks of ``block_size``
-    entries along the **last** dimension and each entry is replaced by the mean
-    of its block.  Rules:
-
-    * ``block_size <= 1`` or a 0-d tensor: returned unchanged.
-    * last dimension divisible by ``block_size``: block means (Eq. 7 applied row by row).
-    * last dimension not divisible by ``block_size``: the whole row (last
-      dimension) is averaged; this is the fallback of the official transformer code.
-    * This helper averages any tensor with ``>= 1`` dims it is given; whether
-      1-D tensors (biases, LayerNorm) are averaged at all is decided by the caller
-      (``AdaHessian(average_1d=...)``).
-
-    For a 4-D convolution kernel ``(out, in, kh, kw)`` the last dimension is
-    ``kw``; the paper averages over each ``kh x kw`` kernel instead (see
-    :class:`secondorder.optim.AdaHessian` for how the optimizer handles 4-D tensors).
-    """
-    if block_size <= 1 or d.dim() == 0:
-        return d
-    n = d.shape[-1]
-    if n % block_size == 0:
-        blocks = d.reshape(*d.shape[:-1], n // block_size, block_size)
-        return blocks.mean(dim=-1, keepdim=True).expand_as(blocks).reshape(d.shape)
-    return d.mean(dim=-1, keepdim=True).expand_as(d).clone()
-
-
-def curvature_slice_size(batch_size: int, fraction: float) -> int:
-    """Number of examples used for the Hessian when ``hessian_batch_fraction < 1``.
-
-    ``max(1, round(fraction * batch_size))``, capped at ``batch_size``.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    return min(batch_size, max(1, round(fraction * batch_size)))

@@ -4,22 +4,20 @@ scaled MLP (Figure 5 / Table 3)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from secondorder.report.plotting import save_figure
 
-if TYPE_CHECKING:
-    from secondorder.experiments.mlp import MLPResult
-    from secondorder.experiments.quadratic import CaseResult
-
 __all__ = ["figure_8", "figure_5"]
 
 
-def figure_8(results: dict[int, CaseResult], path: str | Path) -> Path:
-    """Log gradient norm vs iteration, one panel per case (like the paper's Figure 8)."""
+def figure_8(results: Mapping[int, Any], path: str | Path) -> Path:
+    """Log gradient norm vs iteration, one panel per case (like the paper's Figure 8);
+    `results`: case -> `secondorder.experiments.quadratic.CaseResult`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,8 +38,9 @@ def figure_8(results: dict[int, CaseResult], path: str | Path) -> Path:
     return save_figure(fig, path, dpi=120)
 
 
-def figure_5(result: MLPResult, path: str | Path) -> Path:
-    """JS0 vs c and best test accuracy of SGD / Adam vs c (Figure 5(c) and Table 3)."""
+def figure_5(result: Any, path: str | Path) -> Path:
+    """JS0 vs c and best test accuracy of SGD / Adam vs c (Figure 5(c) and Table 3);
+    `result`: a `secondorder.experiments.mlp.MLPResult`."""
     import matplotlib
 
     matplotlib.use("Agg")

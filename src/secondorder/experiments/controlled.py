@@ -90,7 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_quadratic(args, out: Path, summary: dict) -> None:
     from secondorder.experiments.quadratic import run_all_cases
-    from secondorder.report.heterogeneity import figure_8
+    from secondorder.report.controlled_figures import figure_8
 
     t0 = time.time()
     results = run_all_cases(
@@ -124,7 +124,7 @@ def _acc(res, opt: str, i: int) -> str:
 
 def run_mlp(args, out: Path, summary: dict) -> None:
     from secondorder.experiments.mlp import DATASET_NOTE, run_mlp_experiment
-    from secondorder.report.heterogeneity import figure_5
+    from secondorder.report.controlled_figures import figure_5
 
     res = run_mlp_experiment(
         args.mlp_c,
