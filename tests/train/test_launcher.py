@@ -31,6 +31,10 @@ def test_launcher_configs_compose(launcher, monkeypatch):
         assert launcher_cfg.partition == "gpu" and launcher_cfg.account is None
         assert launcher_cfg.gpus_per_node == 1 and launcher_cfg.signal_delay_s == 300
         assert launcher_cfg.constraint == launcher.split("_")[1]
+        # slurm_v100 is slurm_a100 with its own GPU and time limit, everything else inherited
+        assert launcher_cfg.timeout_min == {"slurm_a100": 720, "slurm_v100": 1440}[launcher]
+        assert launcher_cfg.mem_gb == 48 and launcher_cfg.max_num_timeout == 20
+        assert launcher_cfg.setup[0] == "source .venv/bin/activate"
 
 
 def test_two_job_multirun_through_submitit_local(tmp_path):
