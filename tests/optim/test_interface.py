@@ -23,13 +23,14 @@ class Two(torch.nn.Module):
 
 
 @pytest.mark.parametrize(("name", "curvature"), [
-    ("adamw", False), ("sgd", False), ("soaa", False), ("adahessian", True), ("adasub", True)])
+    ("adamw", False), ("sgd", False), ("soaa", False), ("adahessian", True), ("adasub", True),
+    ("sophia_h", True), ("soap", False), ("shampoo", False)])
 def test_which_optimizers_are_curvature_optimizers(name, curvature):
     opt = build_optimizer({"name": name}, Two(), num_training_steps=4)
     assert isinstance(opt, CurvatureOptimizer) is curvature
 
 
-@pytest.mark.parametrize("name", ["adahessian", "adasub"])
+@pytest.mark.parametrize("name", ["adahessian", "adasub", "sophia_h"])
 def test_hooks_reach_the_optimizer_and_its_products_are_reduced(name):
     torch.manual_seed(0)
     model, calls = Two(), []
@@ -80,3 +81,11 @@ def test_the_contract_cannot_be_half_implemented():
 
     with pytest.raises(TypeError, match="needs_curvature"):
         NoSchedule([torch.nn.Parameter(torch.zeros(1))], {})
+
+
+def test_a_library_optimizer_without_its_library_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pytorch_optimizer", None)  # import fails
+    with pytest.raises(ValueError, match="optimizer.name=soap comes from pytorch_optimizer"):
+        build_optimizer({"name": "soap"}, Two(), num_training_steps=4)

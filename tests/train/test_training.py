@@ -105,6 +105,29 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert strip[0] == strip[1]  # no step lost or logged twice, identical losses
 
 
+@pytest.mark.parametrize("optimizer", [
+    ("optimizer=sophia_h", "optimizer.lr=1e-3", "optimizer.hessian_interval=3"),
+    ("optimizer=soap", "optimizer.precondition_frequency=3"),
+    ("optimizer=shampoo", "optimizer.preconditioning_compute_steps=3")],
+    ids=["sophia_h", "soap", "shampoo"])
+def test_killed_run_of_a_newer_optimizer_resumes_bit_identically(tmp_path, optimizer):
+    # killed at step 8, resumed from the step-5 checkpoint: across the refresh at step 7
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    common = (*optimizer, "trainer.epochs=1", "trainer.log_every_steps=1",
+              "trainer.checkpoint_every_steps=5", cache)
+    straight = small_cfg(tmp_path / "a", *common)
+    expected = run(straight)
+    killed = small_cfg(tmp_path / "b", *common, "trainer.stop_after_steps=8")
+    with pytest.raises(StopRequested):
+        run(killed)
+    resumed = run(small_cfg(tmp_path / "b", *common, "resume=true"))
+    for key in METRIC_KEYS:
+        assert resumed[key] == expected[key]
+    logs = [[(r["step"], r["loss"]) for r in read_jsonl(Path(c.run_dir) / "metrics.jsonl")]
+            for c in (straight, killed)]
+    assert logs[0] == logs[1]  # no step lost or logged twice, identical losses
+
+
 def test_killed_adahessian_run_resumes_its_curvature_log(tmp_path):
     cache = f"cache_dir={tmp_path / 'cache'}"
     common = ("optimizer=adahessian", "optimizer.lr=1e-3", "optimizer.hessian_interval=2",
@@ -217,6 +240,10 @@ def test_handoff_switches_optimizer_at_the_epoch_boundary(tmp_path):
      "optimizer.hessian_interval=2"),
     ("optimizer=soaa", "optimizer.lr=1e-3"),
     ("optimizer=sgd", "optimizer.lr=1e-2"),
+    ("optimizer=sophia_h", "optimizer.lr=1e-3", "optimizer.hessian_interval=3",
+     "optimizer.hessian_batch_fraction=0.5"),
+    ("optimizer=soap",),
+    ("optimizer=shampoo", "optimizer.preconditioning_compute_steps=3"),
     ("optimizer=adasub", "optimizer.lr=1e-2"),
     ("optimizer=adasub", "optimizer.lr=1e-2", "optimizer.mode=model",
      "optimizer.reuse_products=true", "optimizer.n_directions=4",

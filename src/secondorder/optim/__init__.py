@@ -1,6 +1,7 @@
-"""Optimizers: AdaHessian, SOAA, AdaSub and the AdamW / SGD baselines.
+"""Optimizers: AdaHessian, Sophia-H, SOAA, AdaSub and the AdamW / SGD baselines.
 
-:func:`build_optimizer` builds ``adamw``, ``adahessian``, ``soaa``, ``sgd`` and ``adasub`` from
+:func:`build_optimizer` builds ``adamw``, ``adahessian``, ``sophia_h``, ``soaa``, ``sgd`` and
+``adasub`` from
 the Hydra ``optimizer`` group (``configs/optimizer/*.yaml``).
 
 Trainer protocol
@@ -53,11 +54,13 @@ from .base import CurvatureHooks, CurvatureOptimizer
 from .protocol import backward_for_step, curvature_slice_size
 from .registry import DEFAULT_NO_DECAY, OPTIMIZERS, build_optimizer
 from .soaa import SOAA
+from .sophia import SophiaH
 
 __all__ = [
     "AdaHessian",
     "AdaSub",
     "SOAA",
+    "SophiaH",
     "CurvatureHooks",
     "CurvatureOptimizer",
     "backward_for_step",

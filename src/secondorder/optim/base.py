@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-__all__ = ["CurvatureHooks", "CurvatureOptimizer", "GlobalStateOptimizer", "state_dtype"]
+__all__ = ["CurvatureHooks", "CurvatureOptimizer", "DeviceGenerators", "GlobalStateOptimizer",
+           "state_dtype"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -132,3 +133,39 @@ class CurvatureOptimizer(Optimizer, ABC):
         """``(denominator, eps, last update)`` of ``p`` for the curvature telemetry, where
         ``reports_preconditioner`` is True; None otherwise."""
         return None
+
+
+class DeviceGenerators:
+    """Seeded ``torch.Generator`` s, one per device, created on first use (a CPU generator
+    cannot drive ``torch.randint`` on a CUDA tensor). Give every data-parallel rank the same seed
+    so that all draw the same Rademacher vectors. ``state()`` / ``load()`` round-trip through a
+    checkpoint; ``snapshot()`` / ``restore()`` undo the draws of a step that is skipped."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+        self._generators: dict[str, torch.Generator] = {}
+
+    def __call__(self, device: torch.device) -> torch.Generator:
+        key = str(device)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device)
+            self._generators[key].manual_seed(self.seed)
+        return self._generators[key]
+
+    def snapshot(self) -> dict[str, Tensor]:
+        return {k: g.get_state() for k, g in self._generators.items()}
+
+    def restore(self, snapshot: dict[str, Tensor]) -> None:
+        self._generators = {k: g for k, g in self._generators.items() if k in snapshot}
+        for key, gen in self._generators.items():
+            gen.set_state(snapshot[key])
+
+    def state(self) -> dict[str, Any]:
+        return {"seed": self.seed, "generators": self.snapshot()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.seed = int(state["seed"])
+        self._generators = {}
+        for key, gstate in state["generators"].items():
+            self._generators[key] = torch.Generator(device=torch.device(key))
+            self._generators[key].set_state(gstate.cpu())

@@ -23,7 +23,17 @@ from typing import Any
 
 import torch
 
-from secondorder.validation import BETAS, BOOL, NONNEG, UNIT, Check, is_int
+from secondorder.validation import (
+    BETAS,
+    BOOL,
+    NONNEG,
+    POSITIVE,
+    POSITIVE_INT,
+    UNIT,
+    Check,
+    is_int,
+    is_number,
+)
 
 from .adahessian import HYPERPARAMETERS as ADAHESSIAN_HYPERPARAMETERS
 from .adahessian import AdaHessian
@@ -32,6 +42,8 @@ from .adasub import AdaSub
 from .base import CurvatureHooks, CurvatureOptimizer
 from .soaa import HYPERPARAMETERS as SOAA_HYPERPARAMETERS
 from .soaa import SOAA
+from .sophia import HYPERPARAMETERS as SOPHIA_HYPERPARAMETERS
+from .sophia import SophiaH
 from .split import Split
 
 __all__ = ["build_optimizer", "validate_optimizer_config", "OPTIMIZERS", "DEFAULT_NO_DECAY"]
@@ -50,9 +62,23 @@ _SPECS: dict[str, dict[str, Check]] = {
     # SOAA's total_steps is the run's length (num_training_steps), not a config key
     "soaa": {k: v for k, v in SOAA_HYPERPARAMETERS.items() if k != "total_steps"},
     "adasub": ADASUB_HYPERPARAMETERS,
+    "sophia_h": SOPHIA_HYPERPARAMETERS,
+    # from pytorch_optimizer (a maintained library; its defaults, the keys it documents)
+    "soap": {"lr": NONNEG, "weight_decay": NONNEG, "betas": BETAS,
+             "shampoo_beta": (lambda x: x is None or (is_number(x) and 0 <= x < 1),
+                              "a number in [0, 1), or null (= beta2)"),
+             "precondition_frequency": POSITIVE_INT, "max_precondition_dim": POSITIVE_INT,
+             "precondition_1d": BOOL, "correct_bias": BOOL, "eps": POSITIVE},
+    "shampoo": {"lr": NONNEG, "weight_decay": NONNEG, "momentum": UNIT,
+                "weight_decouple": BOOL, "preconditioning_compute_steps": POSITIVE_INT,
+                "matrix_eps": POSITIVE},
 }
 
-OPTIMIZERS: tuple[str, ...] = ("adamw", "adahessian", "soaa", "sgd", "adasub")
+# name -> class name in pytorch_optimizer (imported when such an optimizer is built)
+LIBRARY = {"soap": "SOAP", "shampoo": "Shampoo"}
+
+OPTIMIZERS: tuple[str, ...] = ("adamw", "adahessian", "soaa", "sgd", "adasub", "sophia_h", "soap",
+                               "shampoo")
 assert set(OPTIMIZERS) == set(_SPECS)
 _COMMON_KEYS = ("name", "no_decay", "delegate")
 
@@ -197,4 +223,18 @@ def _build(conf: dict[str, Any], named: list, num_training_steps: int,
         return AdaHessian(groups, hooks=hooks, **hp)
     if name == "adasub":
         return AdaSub(groups, hooks=hooks, **hp)
+    if name == "sophia_h":
+        return SophiaH(groups, hooks=hooks, **hp)
+    if name in LIBRARY:
+        return _library_optimizer(name)(groups, **hp)
     return SOAA(groups, total_steps=num_training_steps, **hp)
+
+
+def _library_optimizer(name: str) -> type[torch.optim.Optimizer]:
+    try:
+        import pytorch_optimizer
+    except ImportError:
+        raise ValueError(f"optimizer.name={name} comes from pytorch_optimizer, which is not "
+                         "installed: make install (or pip install --no-deps "
+                         "pytorch_optimizer==4.1.0)") from None
+    return getattr(pytorch_optimizer, LIBRARY[name])
