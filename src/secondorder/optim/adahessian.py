@@ -87,7 +87,13 @@ from secondorder.validation import (
     one_of,
 )
 
-from .base import CurvatureHooks, CurvatureOptimizer, GlobalStateOptimizer, state_dtype
+from .base import (
+    CurvatureHooks,
+    CurvatureOptimizer,
+    DeviceGenerators,
+    GlobalStateOptimizer,
+    state_dtype,
+)
 
 __all__ = ["AdaHessian", "HYPERPARAMETERS", "spatial_average"]
 
@@ -228,7 +234,7 @@ class AdaHessian(GlobalStateOptimizer, CurvatureOptimizer):
             check_values({k: HYPERPARAMETERS[k] for k in defaults}, g, "AdaHessian")
         self.n_samples = n_samples
         self.hessian_interval = hessian_interval
-        self.seed = torch.initial_seed() if seed is None else seed
+        self._generators = DeviceGenerators(torch.initial_seed() if seed is None else seed)
         self.foreach = foreach
         self.average_abs = average_abs
         self.curvature_source = curvature_source
@@ -237,7 +243,6 @@ class AdaHessian(GlobalStateOptimizer, CurvatureOptimizer):
         self._init_curvature(hooks, hessian_batch_fraction, hessian_batch)
         self._last_lrs: list[float] = []  # the lr of each group in the last step
         self._global: dict[str, Any] = {"step": 0, "hessian_step": 0}
-        self._generators: dict[str, torch.Generator] = {}
 
     # ------------------------------------------------------------------ CurvatureOptimizer
     reports_preconditioner = True
@@ -258,22 +263,16 @@ class AdaHessian(GlobalStateOptimizer, CurvatureOptimizer):
     def hessian_step_count(self) -> int:
         return self._global["hessian_step"]
 
-    # ------------------------------------------------------------------ randomness
-    def _generator(self, device: torch.device) -> torch.Generator:
-        key = str(device)
-        gen = self._generators.get(key)
-        if gen is None:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(self.seed)
-            self._generators[key] = gen
-        return gen
+    @property
+    def seed(self) -> int:
+        """The Rademacher generators' seed."""
+        return self._generators.seed
 
     def _extra_state(self) -> dict[str, Any]:
         return {
             "step": self._global["step"],
             "hessian_step": self._global["hessian_step"],
-            "seed": self.seed,
-            "generators": {k: g.get_state() for k, g in self._generators.items()},
+            **self._generators.state(),  # "seed", "generators"
             "negative_share": [self.negative_share.get(id(p)) for p in self._all_params()],
             "last_lrs": list(self._last_lrs),
         }
@@ -284,17 +283,12 @@ class AdaHessian(GlobalStateOptimizer, CurvatureOptimizer):
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self._global["step"] = int(extra["step"])
         self._global["hessian_step"] = int(extra["hessian_step"])
-        self.seed = int(extra["seed"])
         self._last_lrs = list(extra.get("last_lrs") or [])
         shares = extra.get("negative_share") or []
         self.negative_share = {
             id(p): v for p, v in zip(self._all_params(), shares, strict=False) if v is not None
         }
-        self._generators = {}
-        for key, gstate in extra["generators"].items():
-            gen = torch.Generator(device=torch.device(key))
-            gen.set_state(gstate.cpu())
-            self._generators[key] = gen
+        self._generators.load(extra)
 
     # ------------------------------------------------------------------ Hutchinson
     def _diagonal_estimate(
@@ -320,7 +314,7 @@ class AdaHessian(GlobalStateOptimizer, CurvatureOptimizer):
             )
         acc: list[Tensor] | None = None
         samples = hutchinson_samples(grads, params, n_samples=self.n_samples,
-                                     generator=self._generator,
+                                     generator=self._generators,
                                      reduce_products=self.hooks.reduce_products)
         for s, sample in enumerate(samples):
             est = [d.to(state_dtype(p)) for d, p in zip(sample, params, strict=True)]
@@ -377,17 +371,14 @@ class AdaHessian(GlobalStateOptimizer, CurvatureOptimizer):
         diag: dict[int, Tensor] = {}
         self.step_skipped = False
         if refresh and params:
-            streams = {k: g.get_state() for k, g in self._generators.items()}
+            streams = self._generators.snapshot()
             negatives = self.negative_share
             sources = grads if hessian_grads is None else [hessian_grads[id(p)] for p in params]
             est = self._diagonal_estimate(params, sources, owners, hessian_scale)
             if self.hooks.skip_nonfinite and not all(
                     bool(torch.isfinite(d).all()) for d in est):
-                for key, gen in self._generators.items():  # as if no z had been drawn
-                    if key in streams:
-                        gen.set_state(streams[key])
+                self._generators.restore(streams)  # as if no z had been drawn
                 self.negative_share = negatives
-                self._generators = {k: g for k, g in self._generators.items() if k in streams}
                 for p in params:
                     p.grad = p.grad.detach()
                 self.step_skipped = True
