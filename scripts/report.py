@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from secondorder.experiments.ablation import load_spec
+from secondorder.paths import project_root
 from secondorder.report.ablation import write_ablation
 from secondorder.report.figures import write_figures
 from secondorder.report.readmes import write_readmes
@@ -50,7 +51,9 @@ def main(argv=None) -> None:
     if args.what == "ablation" or (args.what == "all" and ablated):
         for path in write_ablation(root, spec):
             print(f"written: {path}")
-    if args.what in ("readmes", "all"):
+    # the READMEs describe the published results: with another --results, only when asked
+    published = root.resolve() == (project_root() / "results").resolve()
+    if args.what == "readmes" or (args.what == "all" and published):
         for path in write_readmes(root):
             print(f"written: {path}")
 

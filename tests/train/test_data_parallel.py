@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from secondorder.optim import CurvatureOptimizer
 from secondorder.optim.protocol import backward_for_step, shard_ranges, split_range
 from secondorder.runs import load_checkpoint, read_jsonl
 from tiny import TINY
@@ -116,11 +117,12 @@ def test_shard_ranges_split_head_and_tail():
         assert sorted(seen) == list(range(size))
 
 
-class _Curvature:
+class _Curvature(CurvatureOptimizer):
     """A stand-in optimizer that asks for curvature on a slice of the batch."""
 
-    def __init__(self, fraction):
-        self.hessian_batch_fraction = fraction
+    def __init__(self, params, fraction):
+        super().__init__(params, {})
+        self._init_curvature(None, fraction)
 
     def needs_curvature(self):
         return True
@@ -146,7 +148,7 @@ def test_rank_parts_sum_to_the_global_gradient_and_product(fraction):
     def grads_and_product(rank, world):
         for p in params:
             p.grad = None
-        loss, kwargs = backward_for_step(loss_fn, batch, _Curvature(fraction), rank=rank,
+        loss, kwargs = backward_for_step(loss_fn, batch, _Curvature(params, fraction), rank=rank,
                                          world_size=world)
         grads = [p.grad.detach().clone() for p in params]
         hz = torch.autograd.grad([p.grad for p in params], params, grad_outputs=z)
