@@ -13,7 +13,7 @@ training flag is restored afterwards) and with scaled-dot-product attention forc
 ordinary differentiable ops, so a double backward exists (the fused/flash kernels have none).
 Each product accumulates, batch by batch, ``d/dw (g_i . v)`` with ``g_i`` the batch gradient
 built with ``create_graph=True`` (Pearlmutter's trick), using
-:func:`secondorder.optim.curvature.hessian_vector_product`. The paper's public code *sums* the
+:func:`secondorder.curvature.hutchinson.hessian_vector_product`. The paper's public code *sums* the
 batch products (no ``1 / n``); pass ``average=False`` for that scaling.
 
 Blockwise operators
