@@ -7,6 +7,8 @@ CI once failed here: two submitit jobs trained the same tokenizer at once, wrote
 import multiprocessing as mp
 from pathlib import Path
 
+import pytest
+
 from secondorder.data import tokenizer as tok_module
 
 TEXTS = [f"the river {w} flows past the {v} mill" for w in "abcdefgh" for v in "ijklmnop"]
@@ -20,6 +22,7 @@ def _load(cache: str, queue) -> None:
         queue.put(f"{type(err).__name__}: {err}")
 
 
+@pytest.mark.slow  # several processes racing for the cache
 def test_concurrent_first_uses_all_load_the_same_tokenizer(tmp_path):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

@@ -18,6 +18,8 @@ import torch
 from secondorder.runs import RunError, load_checkpoint, save_checkpoint
 from tiny import TINY
 
+pytestmark = pytest.mark.slow  # each case runs the training script in a subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -105,6 +105,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert strip[0] == strip[1]  # no step lost or logged twice, identical losses
 
 
+@pytest.mark.slow  # three killed-and-resumed runs
 @pytest.mark.parametrize("optimizer", [
     ("optimizer=sophia_h", "optimizer.lr=1e-3", "optimizer.hessian_interval=3"),
     ("optimizer=soap", "optimizer.precondition_frequency=3"),
