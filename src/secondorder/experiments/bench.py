@@ -44,7 +44,7 @@ How to run it
     rows) and .md (the table, also printed). On a GPU the default run is 7 settings of 13 steps
     each at batch 16 x 384, a few minutes at most.
 
-Targets (from the issue; one H100, fp32, batch 16, length 384, eager/math attention)
+Targets (one H100, fp32, batch 16, length 384, eager/math attention)
     AdaHessian (Hessian every step, full batch)  <= 3.3x AdamW time, <= 2.0x AdamW memory
     AdaHessian hessian_interval=5                <= 1.5x AdamW time
     AdaHessian hessian_batch_fraction=0.25       <= 1.8x AdamW time, <= 1.4x AdamW memory
