@@ -375,8 +375,8 @@ def publish_run(run_dir: str | Path, results_root: str | Path, *,
     cfg.results_root = str(results_root)
     cfg.run_dir = str(target)
     (target / CONFIG).write_text(OmegaConf.to_yaml(cfg))
-    for name in SUMMARY_FILES[1:]:
-        if (run_dir / name).is_file():
+    for name in SUMMARY_FILES:  # the config, rewritten above, aside
+        if name != CONFIG and (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, target / name)
     return target
 

@@ -74,7 +74,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from secondorder.curvature.hutchinson import hutchinson_samples
 from secondorder.validation import (
     BETAS,
     BOOL,
@@ -256,10 +255,6 @@ class AdaHessian(GlobalStateOptimizer, CurvatureOptimizer):
         return self._global["step"] % self.hessian_interval == 0
 
     @property
-    def step_count(self) -> int:
-        return self._global["step"]
-
-    @property
     def hessian_step_count(self) -> int:
         return self._global["hessian_step"]
 
@@ -305,33 +300,16 @@ class AdaHessian(GlobalStateOptimizer, CurvatureOptimizer):
     def _hessian_diagonal(
         self, params: list[Tensor], grads: list[Tensor], groups: list[dict[str, Any]], scale: float
     ) -> list[Tensor]:
-        # (under data parallelism a rank whose shard has no curvature examples has no graph)
-        if self.hooks.reduce_products is None and not any(g.requires_grad for g in grads):
-            raise RuntimeError(
-                "AdaHessian: this step refreshes the Hessian estimate (needs_curvature() is "
-                "True) but no gradient carries an autograd graph; call "
-                "loss.backward(create_graph=True) on such steps"
-            )
-        acc: list[Tensor] | None = None
-        samples = hutchinson_samples(grads, params, n_samples=self.n_samples,
-                                     generator=self._generators,
-                                     reduce_products=self.hooks.reduce_products)
-        for s, sample in enumerate(samples):
-            est = [d.to(state_dtype(p)) for d, p in zip(sample, params, strict=True)]
+        def per_sample(s: int, est: list[Tensor]) -> None:
             if self.hooks.track_negatives and s == 0:
                 self.negative_share = {
                     id(p): float((d < 0).sum()) / d.numel() for p, d in zip(params, est, strict=True)
                 }
             if self.average_abs:  # the official code's |z * Hz| = |Hz|
                 torch._foreach_abs_(est)
-            if acc is None:
-                acc = est
-            else:
-                torch._foreach_add_(acc, est)
-        assert acc is not None
-        factor = float(scale) / self.n_samples
-        if factor != 1.0:
-            torch._foreach_mul_(acc, factor)
+
+        acc = self._hutchinson_mean(params, grads, scale, self.n_samples, self._generators,
+                                    per_sample)
         return [
             _smooth(d, g["block_size"], g["average_1d"]) for d, g in zip(acc, groups, strict=True)
         ]

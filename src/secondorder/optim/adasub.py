@@ -141,10 +141,6 @@ class AdaSub(GlobalStateOptimizer, CurvatureOptimizer):
         """True when the coming step refreshes the subspace and its Hessian."""
         return self._global["step"] % self.hessian_interval == 0
 
-    @property
-    def step_count(self) -> int:
-        return self._global["step"]
-
     def metrics(self) -> dict[str, float]:
         """Counters the trainer logs with every metrics record."""
         return {"adasub/fallbacks": self._global["fallbacks"],

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from secondorder.curvature.hutchinson import hutchinson_samples
+
 __all__ = ["CurvatureHooks", "CurvatureOptimizer", "DeviceGenerators", "GlobalStateOptimizer",
            "state_dtype"]
 
@@ -34,6 +36,11 @@ class GlobalStateOptimizer(Optimizer):
     """
 
     _EXTRA_KEY = "secondorder"
+
+    @property
+    def step_count(self) -> int:
+        """Steps taken (``self._global["step"]``)."""
+        return self._global["step"]
 
     def _extra_state(self) -> dict[str, Any]:  # pragma: no cover - overridden
         return {}
@@ -128,6 +135,37 @@ class CurvatureOptimizer(Optimizer, ABC):
     def metrics(self) -> dict[str, float]:
         """Counters worth logging with the training loss (none by default)."""
         return {}
+
+    def _hutchinson_mean(self, params: list[Tensor], grads: list[Tensor], scale: float,
+                         n_samples: int, generator: Callable[[torch.device], torch.Generator],
+                         per_sample: Callable[[int, list[Tensor]], None] | None = None,
+                         ) -> list[Tensor]:
+        """``scale`` times the mean over `n_samples` Hutchinson samples ``z * (H z)`` of the
+        graph of `grads`, in each parameter's state dtype; ``hooks.reduce_products`` sums each
+        ``H z`` across processes. `per_sample(s, estimate)` may edit sample `s` in place
+        before it is added. RuntimeError if no gradient carries a graph (under data
+        parallelism a rank whose shard holds no curvature examples has none, legitimately)."""
+        if self.hooks.reduce_products is None and not any(g.requires_grad for g in grads):
+            raise RuntimeError(
+                f"{type(self).__name__}: this step refreshes the Hessian estimate "
+                "(needs_curvature() is True) but no gradient carries an autograd graph; call "
+                "loss.backward(create_graph=True) on such steps")
+        acc: list[Tensor] | None = None
+        samples = hutchinson_samples(grads, params, n_samples=n_samples, generator=generator,
+                                     reduce_products=self.hooks.reduce_products)
+        for s, sample in enumerate(samples):
+            est = [d.to(state_dtype(p)) for d, p in zip(sample, params, strict=True)]
+            if per_sample is not None:
+                per_sample(s, est)
+            if acc is None:
+                acc = est
+            else:
+                torch._foreach_add_(acc, est)
+        assert acc is not None
+        factor = float(scale) / n_samples
+        if factor != 1.0:
+            torch._foreach_mul_(acc, factor)
+        return acc
 
     def preconditioner(self, p: Tensor) -> tuple[Tensor, float, Tensor] | None:
         """``(denominator, eps, last update)`` of ``p`` for the curvature telemetry, where

@@ -134,10 +134,6 @@ class SOAA(GlobalStateOptimizer):
     def predicted_reduction(self) -> float:
         return self._global["pr"]
 
-    @property
-    def step_count(self) -> int:
-        return self._global["step"]
-
     def _extra_state(self) -> dict[str, Any]:
         return dict(self._global)
 

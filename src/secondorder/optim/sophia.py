@@ -43,7 +43,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from secondorder.curvature.hutchinson import hutchinson_samples
 from secondorder.validation import (
     BETAS,
     BOOL,
@@ -137,10 +136,6 @@ class SophiaH(GlobalStateOptimizer, CurvatureOptimizer):
         return self._global["step"] % self.hessian_interval == 0
 
     @property
-    def step_count(self) -> int:
-        return self._global["step"]
-
-    @property
     def hessian_step_count(self) -> int:
         return self._global["hessian_step"]
 
@@ -152,27 +147,6 @@ class SophiaH(GlobalStateOptimizer, CurvatureOptimizer):
         self._generators.load(extra)
 
     # ------------------------------------------------------------------ step
-    def _estimate(self, params: list[Tensor], grads: list[Tensor], scale: float) -> list[Tensor]:
-        """The mean of `n_samples` Hutchinson samples z * (H z), times `scale`."""
-        if self.hooks.reduce_products is None and not any(g.requires_grad for g in grads):
-            raise RuntimeError("SophiaH: this step refreshes the Hessian estimate "
-                               "(needs_curvature() is True) but no gradient carries an autograd "
-                               "graph; call loss.backward(create_graph=True) on such steps")
-        acc: list[Tensor] | None = None
-        for sample in hutchinson_samples(grads, params, n_samples=self.n_samples,
-                                         generator=self._generators,
-                                         reduce_products=self.hooks.reduce_products):
-            est = [d.to(state_dtype(p)) for d, p in zip(sample, params, strict=True)]
-            if acc is None:
-                acc = est
-            else:
-                torch._foreach_add_(acc, est)
-        assert acc is not None
-        factor = float(scale) / self.n_samples
-        if factor != 1.0:
-            torch._foreach_mul_(acc, factor)
-        return acc
-
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None, *,
              hessian_scale: float = 1.0) -> Any:
@@ -191,7 +165,8 @@ class SophiaH(GlobalStateOptimizer, CurvatureOptimizer):
         estimate: dict[int, Tensor] = {}
         if refresh and params:
             streams = self._generators.snapshot()
-            est = self._estimate(params, [p.grad for p in params], hessian_scale)
+            est = self._hutchinson_mean(params, [p.grad for p in params], hessian_scale,
+                                        self.n_samples, self._generators)
             if self.hooks.skip_nonfinite and not all(bool(torch.isfinite(d).all()) for d in est):
                 self._generators.restore(streams)  # as if no z had been drawn
                 for p in params:
