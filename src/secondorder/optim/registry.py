@@ -40,6 +40,7 @@ from .adahessian import AdaHessian
 from .adasub import HYPERPARAMETERS as ADASUB_HYPERPARAMETERS
 from .adasub import AdaSub
 from .base import CurvatureHooks, CurvatureOptimizer
+from .library import library_optimizer
 from .soaa import HYPERPARAMETERS as SOAA_HYPERPARAMETERS
 from .soaa import SOAA
 from .sophia import HYPERPARAMETERS as SOPHIA_HYPERPARAMETERS
@@ -71,7 +72,9 @@ _SPECS: dict[str, dict[str, Check]] = {
              "precondition_1d": BOOL, "correct_bias": BOOL, "eps": POSITIVE},
     "shampoo": {"lr": NONNEG, "weight_decay": NONNEG, "momentum": UNIT,
                 "weight_decouple": BOOL, "preconditioning_compute_steps": POSITIVE_INT,
-                "matrix_eps": POSITIVE},
+                "matrix_eps": POSITIVE,
+                # ours (optim/library.py): the inverse roots also on the first step
+                "roots_from_step_one": BOOL},
 }
 
 # name -> class name in pytorch_optimizer (imported when such an optimizer is built)
@@ -226,15 +229,6 @@ def _build(conf: dict[str, Any], named: list, num_training_steps: int,
     if name == "sophia_h":
         return SophiaH(groups, hooks=hooks, **hp)
     if name in LIBRARY:
-        return _library_optimizer(name)(groups, **hp)
+        cls, kwargs = library_optimizer(name, LIBRARY[name], hp)
+        return cls(groups, **kwargs)
     return SOAA(groups, total_steps=num_training_steps, **hp)
-
-
-def _library_optimizer(name: str) -> type[torch.optim.Optimizer]:
-    try:
-        import pytorch_optimizer
-    except ImportError:
-        raise ValueError(f"optimizer.name={name} comes from pytorch_optimizer, which is not "
-                         "installed: make install (or pip install --no-deps "
-                         "pytorch_optimizer==4.1.0)") from None
-    return getattr(pytorch_optimizer, LIBRARY[name])
