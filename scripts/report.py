@@ -5,6 +5,7 @@ trains).
     python scripts/report.py table1 --scale paper
     python scripts/report.py tuning --scale demo  # results/demo/tuning/tuning.{csv,png} (make tune)
     python scripts/report.py ablation             # results/demo/ablation/ (make ablate)
+    python scripts/report.py checks               # results/demo/pretrained_*/<name>.md
     python scripts/report.py readmes              # results/<topic>/README.md from the templates
 """
 
@@ -18,15 +19,18 @@ from secondorder.paths import project_root
 from secondorder.report.ablation import write_ablation
 from secondorder.report.figures import write_figures
 from secondorder.report.readmes import write_readmes
-from secondorder.report.tables import SCALES, write_runs_table, write_table
+from secondorder.report.tables import SCALES, write_check_table, write_runs_table, write_table
 from secondorder.report.tuning import write_tuning
+
+# groups of runs (configs/experiment/<scale>/<group>/) that get one table of their own
+CHECKS = ("pretrained_check", "pretrained_confirm")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["table1", "table3", "figures", "tuning", "ablation",
-                                         "readmes", "all"])
+                                         "checks", "readmes", "all"])
     parser.add_argument("--scale", choices=SCALES, default="demo")
     parser.add_argument("--results", default="results", help="results root (default: results)")
     args = parser.parse_args(argv)
@@ -42,10 +46,18 @@ def main(argv=None) -> None:
     demo_runs = root / args.scale / "tiny_albert"  # make demo's run, where one is published
     if args.what == "all" and demo_runs.is_dir():
         print(f"written: {write_runs_table(root, args.scale, 'tiny_albert')}")
+    # the pretrained-regime checks: a few settings at one budget each, where they were run
+    if args.what in ("checks", "all"):
+        for group in CHECKS:
+            if (root / args.scale / group).is_dir():
+                try:
+                    print(f"written: {write_check_table(root, args.scale, group)}")
+                except FileNotFoundError as err:  # started, none finished yet
+                    print(f"skipped: {err}")
     tuned = (root / args.scale / "tuning").is_dir()
     if args.what == "tuning" or (args.what == "all" and tuned):
         for path in write_tuning(root, args.scale):
-            print(f"written: {path}" + ("" if path.suffix == ".csv" else " (and .pdf)"))
+            print(f"written: {path}" + (" (and .pdf)" if path.suffix == ".png" else ""))
     spec = load_spec()
     ablated = spec["scale"] == args.scale and (root / args.scale / "ablation").is_dir()
     if args.what == "ablation" or (args.what == "all" and ablated):

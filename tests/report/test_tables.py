@@ -84,3 +84,31 @@ def test_time_per_step_is_the_median_over_epochs_and_rows_without_paper_numbers(
     out = write_table("table1", tmp_path, "demo", paper_dir=paper)
     table = list(csv.DictReader(out.with_suffix(".csv").open()))
     assert table[1]["paper_f1"] == "" and float(table[1]["time_per_step_s"]) == 4.2
+
+
+def test_check_table_lists_every_evaluation_by_hand(tmp_path):
+    from secondorder.report.tables import check_table
+
+    for name, f1s, losses, time_s in (("adamw", (33.5, 41.0), (2.0, 1.5, 1.2, 1.1), 100.0),
+                                      ("adahessian", (33.5,), (2.4, 2.2, 2.0), 150.0)):
+        run = tmp_path / "demo" / "check" / name / f"{name}-seed42"
+        run.mkdir(parents=True)
+        (run / "evals.jsonl").write_text("".join(
+            json.dumps({"step": 50 * (i + 1), "f1": f}) + "\n" for i, f in enumerate(f1s)))
+        steps = 100 if name == "adamw" else 50
+        (run / "eval.json").write_text(json.dumps({
+            "f1": f1s[-1], "HasAns_f1": 12.0, "NoAns_f1": 90.0, "step": steps,
+            "NoAns_total": 67, "total": 200}))
+        (run / "epochs.jsonl").write_text(json.dumps({"epoch": 1, "time_s": time_s}) + "\n")
+        every = steps // len(losses)  # adamw: logged at 25, 50, ...; adahessian: 16, 32, 48
+        (run / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": every * (i + 1), "loss": x}) + "\n" for i, x in enumerate(losses)))
+        (run / "complete.json").write_text("{}")
+    lines = check_table(tmp_path, "demo", "check").splitlines()
+    assert lines[2] == ("| run | step 50: F1 / loss | step 100: F1 / loss | steps | HasAns F1 "
+                        "| NoAns F1 | s/step |")
+    # sorted by name; a step the run did not reach is a dash; the loss at step 50 averages the
+    # logs of steps 26-50 (32 and 48: 2.2 and 2.0); 150 s / 50 steps, 100 s / 100 steps
+    assert lines[4] == "| adahessian | 33.50 / 2.10 | — | 50 | 12.00 | 90.00 | 3.00 |"
+    assert lines[5] == "| adamw | 33.50 / 1.50 | 41.00 / 1.10 | 100 | 12.00 | 90.00 | 1.00 |"
+    assert lines[-1].startswith("All-no-answer baseline: EM = F1 = 33.50 (200 dev questions).")

@@ -248,6 +248,50 @@ def runs_table(results_root: str | Path, scale: str, experiment: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+LOSS_WINDOW = 25  # steps of logged training loss averaged at each evaluation of check_table
+
+
+def check_table(results_root: str | Path, scale: str, group: str) -> str:
+    """One row per complete run under `<scale>/<group>/*/` (a check of a few settings at one
+    budget, e.g. demo/pretrained_check): dev F1 and the training loss at every evaluation, the
+    final HasAns / NoAns F1, and the mean time per step. Markdown."""
+    root = Path(results_root) / scale / group
+    runs = [read_logs(d) for e in sorted(root.iterdir()) if e.is_dir()
+            for d in experiment_runs(Path(results_root), f"{scale}/{group}/{e.name}")]
+    if not runs:
+        raise FileNotFoundError(f"no complete run under {root}")
+    steps = sorted({int(e["step"]) for logs in runs for e in logs.evals})
+    lines = [f"`{scale}/{group}/*` ({len(runs)} run{'s' * (len(runs) > 1)}; from each run's "
+             "evals.jsonl, eval.json, "
+             "metrics.jsonl and epochs.jsonl)", "",
+             "| run | " + " | ".join(f"step {s}: F1 / loss" for s in steps)
+             + " | steps | HasAns F1 | NoAns F1 | s/step |",
+             "|---|" + "---|" * (len(steps) + 4)]
+    for logs in runs:
+        by_step = {int(e["step"]): e["f1"] for e in logs.evals}
+        cells = []
+        for s in steps:
+            # the mean of the losses logged over the LOSS_WINDOW steps up to the evaluation
+            losses = [m["loss"] for m in logs.metrics if s - LOSS_WINDOW < int(m["step"]) <= s]
+            cells.append(f"{by_step[s]:.2f} / {np.mean(losses):.2f}" if s in by_step and losses
+                         else "—")
+        train_s = sum(e["time_s"] for e in logs.epochs)
+        lines.append(f"| {logs.dir.parent.name} | {' | '.join(cells)} | {logs.final['step']} | "
+                     f"{logs.final['HasAns_f1']:.2f} | {logs.final['NoAns_f1']:.2f} | "
+                     f"{train_s / logs.final['step']:.2f} |")
+    base = 100.0 * runs[0].final["NoAns_total"] / runs[0].final["total"]
+    lines += ["", f"All-no-answer baseline: EM = F1 = {base:.2f} "
+              f"({runs[0].final['total']} dev questions). Loss: the mean of the training losses "
+              f"logged over the {LOSS_WINDOW} steps up to the evaluation."]
+    return "\n".join(lines) + "\n"
+
+
+def write_check_table(results_root: str | Path, scale: str, group: str) -> Path:
+    out = Path(results_root) / scale / group / f"{Path(group).name}.md"
+    out.write_text(check_table(results_root, scale, group))
+    return out
+
+
 def write_runs_table(results_root: str | Path, scale: str, experiment: str) -> Path:
     out = Path(results_root) / scale / f"{experiment.replace('/', '_')}.md"
     out.write_text(runs_table(results_root, scale, experiment))
