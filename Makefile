@@ -105,6 +105,8 @@ tune: $(STAMP)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_adasub_large $(PUBLISHED) resume=true $(TUNE_ARGS)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_sgd $(PUBLISHED) resume=true $(TUNE_ARGS)
 	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_sophia_h $(PUBLISHED) resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_soap $(PUBLISHED) resume=true $(TUNE_ARGS)
+	$(PY) scripts/train.py -m experiment=$(SCALE)/tune_shampoo $(PUBLISHED) resume=true $(TUNE_ARGS)
 	$(PY) scripts/report.py tuning --scale $(SCALE)
 
 # Why AdaHessian does not answer at embedded scale (scripts/ablate.py, configs/ablation.yaml):

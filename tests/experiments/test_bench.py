@@ -160,3 +160,15 @@ def test_rounds_must_be_positive(tmp_path):
         assert "--rounds" in str(err)
     else:
         raise AssertionError("--rounds 0 was accepted")
+
+
+def test_timed_steps_cover_whole_refresh_periods():
+    from secondorder.experiments.bench import bench_config, load_yaml, plan, whole_periods
+
+    bench = load_yaml(bench_config())
+    rows, _ = plan(bench, ["adamw", "soap", "shampoo_period100", "sophia_h"], False)
+    assert {r["setting"]: r["period"] for r in rows} == {
+        "adamw": 1, "soap": 10, "shampoo_period100": 100, "sophia_h": 10}
+    assert whole_periods(rows, 10) == 100 and whole_periods(rows, 150) == 200
+    soap_only, _ = plan(bench, ["soap"], False)  # the baseline is added, period 1
+    assert whole_periods(soap_only, 10) == 10 and whole_periods(soap_only, 12) == 20

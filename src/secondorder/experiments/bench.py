@@ -8,9 +8,10 @@ What is measured
     batch, driven exactly as training drives it (``secondorder.optim.protocol.backward_for_step``).
     Every setting of ``configs/bench/step_cost.yaml`` gets a fresh model (same seed), ``warmup``
     untimed steps (after which the optimizer state exists), then ``steps`` timed steps (a
-    multiple of the largest ``hessian_interval``, so delayed-Hessian settings average over whole
-    cycles). Reported per setting: mean and median seconds per step and peak memory, each also as
-    a ratio to AdamW of the same run (to bf16 AdamW for bf16 rows).
+    multiple of the longest refresh period: ``hessian_interval``, SOAP's
+    ``precondition_frequency`` or Shampoo's ``preconditioning_compute_steps``, so delayed
+    settings average over whole cycles). Reported per setting: mean and median seconds per step
+    and peak memory, each also as a ratio to AdamW of the same run (to bf16 AdamW for bf16 rows).
 
     Memory on CUDA: ``torch.cuda.max_memory_allocated`` (the primary ``memory_ratio``) and
     ``max_memory_reserved``, peaks reset after warm-up. On CPU each setting runs in its own
@@ -185,6 +186,9 @@ def plan(bench: dict, selected: list[str] | None, bf16: bool,
                    "optimizer": optimizer_config(s["optimizer"], s.get("overrides")),
                    "target": s.get("target")}
             row["curvature_every"] = int(row["optimizer"].get("hessian_interval", 1))
+            # steps between refreshes of the preconditioner (a Hessian, an eigenbasis, a root)
+            row["period"] = int(next((row["optimizer"][k] for k in PERIOD_KEYS
+                                      if k in row["optimizer"]), 1))
         else:
             c = comparisons[name]
             if not package_available(c["package"]):
@@ -204,6 +208,18 @@ def plan(bench: dict, selected: list[str] | None, bf16: bool,
         out += [{**r, "setting": f"{r['setting']}+bf16", "precision": "bf16",
                  "baseline": f"{baseline}+bf16"} for r in rows]
     return out, skipped
+
+
+# the optimizer keys that say how often a preconditioner is refreshed: ours (Sophia-H, AdaHessian),
+# SOAP's eigenbases and Shampoo's inverse roots (pytorch_optimizer)
+PERIOD_KEYS = ("hessian_interval", "precondition_frequency", "preconditioning_compute_steps")
+
+
+def whole_periods(rows: list[dict], steps: int) -> int:
+    """`steps` rounded up to a multiple of the longest refresh period among `rows` (PERIOD_KEYS),
+    so that every mean covers whole periods."""
+    longest = max(r.get("period", r["curvature_every"]) for r in rows)
+    return math.ceil(steps / longest) * longest
 
 
 # --------------------------------------------------------------------------- one setting
@@ -626,12 +642,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     selected = [s.strip() for s in opts.settings.split(",") if s.strip()] if opts.settings else None
     rows, skipped = plan(bench, selected, opts.bf16)
-    longest = max(r["curvature_every"] for r in rows)
-    if opts.steps % longest:
-        new = math.ceil(opts.steps / longest) * longest
-        notes.append(f"timed steps rounded up from {opts.steps} to {new}, a multiple of the "
-                     f"largest hessian_interval ({longest})")
-        opts.steps = new
+    steps = whole_periods(rows, opts.steps)
+    if steps != opts.steps:
+        notes.append(f"timed steps rounded up from {opts.steps} to {steps}, a multiple of the "
+                     "longest refresh period")
+        opts.steps = steps
     for note in notes:
         print(f"bench_step: {note}", file=sys.stderr)
     model_spec = model_config(bench, opts)

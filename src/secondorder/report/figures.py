@@ -124,19 +124,21 @@ def wallclock_figure(results_root, scale: str, out_dir: Path, name: str = "wallc
     plt = _pyplot()
     spec = FIGURES[name]
     found, missing = _first_runs(results_root, scale, figure_curves(name, scale))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for label, logs in found.items():
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 4.6))
+    colours = plt.get_cmap("tab10").colors  # past 10 lines the colours repeat, dashed
+    for i, (label, logs) in enumerate(found.items()):
+        colour, style = colours[i % len(colours)], "-" if i < len(colours) else "--"
         c = loss_curve(logs)
-        line = a1.plot(c["time"] / 60, smoothed(c["loss"]), label=label, lw=1.2)[0]
+        a1.plot(c["time"] / 60, smoothed(c["loss"]), style, label=label, lw=1.2, color=colour)
         e = eval_curve(logs)
-        a2.plot(e["time"] / 60, e["f1"], "o-", color=line.get_color(), label=label, ms=4)
+        a2.plot(e["time"] / 60, e["f1"], "o" + style, color=colour, label=label, ms=4)
     a1.set_ylabel(f"training loss (moving mean of {SMOOTH} logs)")
     a2.set_ylabel("dev F1")
     for ax in (a1, a2):
         ax.set_xlabel("training time (minutes, evaluation excluded)")
         ax.grid(alpha=0.3)
-        if found:
-            ax.legend(fontsize=8)
+    if found:  # one legend for both panels, beside them, where it hides no line
+        a2.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(f"{spec['title']} ({scale} scale)", fontsize=10)
     _footnote(fig, missing)
     return _save(fig, out_dir, name)

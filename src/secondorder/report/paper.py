@@ -33,6 +33,9 @@ TABLE1_CURVES = {  # Figure 1 and the wall-clock figure: the Table I optimizers
     "AdaSub (15k questions)": "table1_adasub",
     "AdaSub (15k questions, 10 epochs)": "table1_adasub_10ep",
     "AdamW (15k questions, 10 epochs)": "table1_adamw_15k_10ep",
+    "Sophia-H": "table1_sophia_h",
+    "SOAP": "table1_soap",
+    "Shampoo": "table1_shampoo",
 }
 PAPER_FIGURE1 = ("AdamW", "AdaHessian k=0.25", "AdaHessian k=0.5")  # the report's Figure 1
 FIGURES: dict[str, dict] = {
