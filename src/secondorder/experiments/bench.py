@@ -202,6 +202,7 @@ def plan(bench: dict, selected: list[str] | None, bf16: bool,
                    "package": c["package"], "class": c.get("class", "AdaHessian"),
                    "optimizer": {**kwargs, **(c.get("kwargs") or {})},
                    "curvature_every": int(c.get("curvature_every", 1)), "target": c.get("target")}
+            row["period"] = row["curvature_every"]
         rows.append(row)
     out = [{**r, "precision": "fp32", "baseline": baseline} for r in rows]
     if bf16:
@@ -218,7 +219,7 @@ PERIOD_KEYS = ("hessian_interval", "precondition_frequency", "preconditioning_co
 def whole_periods(rows: list[dict], steps: int) -> int:
     """`steps` rounded up to a multiple of the longest refresh period among `rows` (PERIOD_KEYS),
     so that every mean covers whole periods."""
-    longest = max(r.get("period", r["curvature_every"]) for r in rows)
+    longest = max(r["period"] for r in rows)
     return math.ceil(steps / longest) * longest
 
 

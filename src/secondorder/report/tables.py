@@ -242,10 +242,14 @@ def runs_table(results_root: str | Path, scale: str, experiment: str) -> str:
                      f"{f['HasAns_f1']:.2f} | {f['NoAns_f1']:.2f} | {f['best_f1']:.2f} | "
                      f"{by_epoch} | "
                      f"{f['train_time_s']:.0f} s |")
-    base = 100.0 * runs[0].final["NoAns_total"] / runs[0].final["total"]
-    lines += ["", f"All-no-answer baseline: EM = F1 = {base:.2f} "
-              f"({runs[0].final['total']} dev questions)."]
+    lines += ["", null_baseline(runs[0].final)]
     return "\n".join(lines) + "\n"
+
+
+def null_baseline(final: dict) -> str:
+    """The all-no-answer EM = F1 of the dev set a run was scored on (its eval.json `final`)."""
+    base = 100.0 * final["NoAns_total"] / final["total"]
+    return f"All-no-answer baseline: EM = F1 = {base:.2f} ({final['total']} dev questions)."
 
 
 LOSS_WINDOW = 25  # steps of logged training loss averaged at each evaluation of check_table
@@ -262,8 +266,7 @@ def check_table(results_root: str | Path, scale: str, group: str) -> str:
         raise FileNotFoundError(f"no complete run under {root}")
     steps = sorted({int(e["step"]) for logs in runs for e in logs.evals})
     lines = [f"`{scale}/{group}/*` ({len(runs)} run{'s' * (len(runs) > 1)}; from each run's "
-             "evals.jsonl, eval.json, "
-             "metrics.jsonl and epochs.jsonl)", "",
+             "evals.jsonl, eval.json, metrics.jsonl and epochs.jsonl)", "",
              "| run | " + " | ".join(f"step {s}: F1 / loss" for s in steps)
              + " | steps | HasAns F1 | NoAns F1 | s/step |",
              "|---|" + "---|" * (len(steps) + 4)]
@@ -279,9 +282,7 @@ def check_table(results_root: str | Path, scale: str, group: str) -> str:
         lines.append(f"| {logs.dir.parent.name} | {' | '.join(cells)} | {logs.final['step']} | "
                      f"{logs.final['HasAns_f1']:.2f} | {logs.final['NoAns_f1']:.2f} | "
                      f"{train_s / logs.final['step']:.2f} |")
-    base = 100.0 * runs[0].final["NoAns_total"] / runs[0].final["total"]
-    lines += ["", f"All-no-answer baseline: EM = F1 = {base:.2f} "
-              f"({runs[0].final['total']} dev questions). Loss: the mean of the training losses "
+    lines += ["", f"{null_baseline(runs[0].final)} Loss: the mean of the training losses "
               f"logged over the {LOSS_WINDOW} steps up to the evaluation."]
     return "\n".join(lines) + "\n"
 
