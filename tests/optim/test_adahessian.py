@@ -1,4 +1,4 @@
-"""AdaHessian against a direct float64 transcription of Algorithm 1 (papers/001) and protocol tests."""
+"""AdaHessian against a direct float64 transcription of Algorithm 1 of the AdaHessian paper and protocol tests."""
 
 from __future__ import annotations
 

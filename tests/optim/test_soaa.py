@@ -1,4 +1,4 @@
-"""SOAA against a direct float64 transcription of Algorithm 1 (papers/003) and a hand-worked step."""
+"""SOAA against a direct float64 transcription of Algorithm 1 of the SOAA paper and a hand-worked step."""
 
 from __future__ import annotations
 

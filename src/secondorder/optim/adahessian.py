@@ -1,4 +1,4 @@
-"""AdaHessian (Yao et al., AAAI 2021; ``papers/001_adahessian.txt``, Algorithm 1).
+"""AdaHessian (Yao et al., AAAI 2021, Algorithm 1).
 
 Update, for every parameter tensor (all operations element-wise)::
 

@@ -10,7 +10,7 @@ For every *block* ``b`` of parameters at a step ``t`` that refreshes the curvatu
 
 The three modes (``mode``) differ in what a block is and which Hessian ``S`` sees:
 
-``per_tensor``  (Algorithm 2 in the appendix of ``papers/000_*``; the default)
+``per_tensor``  (Algorithm 2 in the appendix of the report; the default)
     Every parameter tensor ("layer") is a block with its own subspace, and ``H`` is the
     diagonal block ``H_{bb}`` of the Hessian: the block-diagonal approximation of ``000_*``
     §III-C. One autograd call per tensor and column: ``sum_b min(m, numel_b)`` calls a step.

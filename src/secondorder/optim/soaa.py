@@ -1,4 +1,4 @@
-"""SOAA, Second-Order Adaptive Adam (Vo 2024; ``papers/003_soaa_adaptive_trust_region.txt``).
+"""SOAA, Second-Order Adaptive Adam (Vo 2024).
 
 Transcription of Algorithm 1, lines 1-21 (step ``t``, element-wise unless summed)::
 
