@@ -186,8 +186,9 @@ def test_rank_parts_sum_to_the_global_gradient_and_product(fraction):
 CASES = {
     "adamw": ["optimizer=adamw"],
     "adahessian": ["optimizer=adahessian"],
-    "adahessian_interval2": ["optimizer=adahessian", "optimizer.hessian_interval=2"],
-    "adahessian_fraction05": ["optimizer=adahessian", "optimizer.hessian_batch_fraction=0.5"],
+    # steps without a curvature product, and products on half of each rank's shard
+    "adahessian_interval2_fraction05": ["optimizer=adahessian", "optimizer.hessian_interval=2",
+                                        "optimizer.hessian_batch_fraction=0.5"],
     "soaa": ["optimizer=soaa"],
     "adasub": ["optimizer=adasub", "optimizer.mode=model", "optimizer.reuse_products=true"],
 }
