@@ -82,6 +82,36 @@ def test_rows_answers_targets_and_telemetry(results):
     assert png in paths and png.stat().st_size > 5000
 
 
+def test_confirmation_figure_draws_every_seed_of_every_confirmed_setting(results, monkeypatch):
+    import secondorder.report.ablation as ablation
+
+    figures = []
+    monkeypatch.setattr(ablation, "save_figure",
+                        lambda fig, path, close=True: figures.append((fig, Path(path))) or path)
+    paths = write_ablation(results, SPEC)
+    assert results / "demo" / "ablation" / "confirmation.png" in paths
+    fig = next(f for f, p in figures if p.name == "confirmation.png")
+    f1_axes, loss_axes = fig.axes[:2]
+    seeds = [line for line in f1_axes.lines if line.get_linestyle() == "-"]
+    # no_clip_10ep: seeds 1 and 2, one evaluation each (epoch 10, F1 40 and 33.3)
+    assert sorted(tuple(line.get_ydata()) for line in seeds) == [(33.3,), (40.0,)]
+    assert all(tuple(line.get_xdata()) == (10,) for line in seeds)
+    (null,) = [line for line in f1_axes.lines if line.get_linestyle() == ":"]
+    assert null.get_ydata()[0] == pytest.approx(33.3)
+    # the loss panel: each seed's 10 logged losses (all 1.0) against their epochs
+    assert [list(line.get_ydata()) for line in loss_axes.lines] == [[1.0] * 10] * 2
+    assert list(loss_axes.lines[0].get_xdata()) == pytest.approx([i / 10 for i in range(1, 11)])
+    assert loss_axes.get_legend().get_texts()[0].get_text() == "clipping: off (2 runs)"
+
+
+def test_no_confirmation_figure_without_confirmation_runs(results):
+    spec = {**SPEC, "confirm": [{"factor": "eps", "setting": "1e-2, 10 epochs",
+                                 "experiment": "ablation/eps_10ep"}]}
+    paths = write_ablation(results, spec)
+    assert not any(p.name.startswith("confirmation") for p in paths)
+    assert not (results / "demo" / "ablation" / "confirmation.png").exists()
+
+
 def test_answers_needs_every_run_above_the_margin():
     assert answers({"f1": [35.0, 40.0], "null_f1": [33.3, 33.3]})
     assert not answers({"f1": [35.0, 34.0], "null_f1": [33.3, 33.3]})
@@ -113,20 +143,36 @@ def _flat(obj, prefix=""):
 NAMES = ("experiment_name", "run_dir", "logger.group", "logger.tags")
 
 
+def changed_keys(experiment: str, other: str) -> dict[str, tuple]:
+    """Config keys (flattened, names and paths aside) whose values differ between two demo
+    experiments: {key: (value in experiment, value in other)}."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        a, b = (_flat(OmegaConf.to_container(compose("train", [f"experiment=demo/{e}"]),
+                                             resolve=True)) for e in (experiment, other))
+    return {k: (a.get(k), b.get(k)) for k in set(a) | set(b)
+            if a.get(k) != b.get(k) and k not in NAMES}
+
+
 @pytest.mark.parametrize("entry", load_spec()["screen"], ids=lambda e: e["experiment"])
 def test_each_factor_changes_what_is_trained(entry):
-    spec = load_spec()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        base = _flat(OmegaConf.to_container(
-            compose("train", [f"experiment=demo/{spec['baseline']}"]), resolve=True))
-        cfg = _flat(OmegaConf.to_container(
-            compose("train", [f"experiment=demo/{entry['experiment']}"]), resolve=True))
-    changed = {k for k in set(base) | set(cfg) if base.get(k) != cfg.get(k) and k not in NAMES}
+    changed = changed_keys(load_spec()["baseline"], entry["experiment"])
     if entry["factor"] == "baseline":  # the failing setting run again: exactly the same
         assert not changed, changed
         return
     assert changed, entry  # a factor that changes nothing would be a row that cannot differ
     assert all(k.startswith(("optimizer.", "trainer.", "schedule.")) for k in changed), changed
+
+
+@pytest.mark.parametrize("entry", load_spec()["confirm"], ids=lambda e: e["experiment"])
+def test_each_confirmation_is_a_three_epoch_run_stretched_to_ten(entry):
+    """A confirmation config extends one screened run (or the baseline, or AdamW's reference)
+    and changes its length only: 3 epochs become 10, everything else as screened."""
+    spec = load_spec()
+    text = (CONFIGS / "experiment" / "demo" / f"{entry['experiment']}.yaml").read_text()
+    parent = OmegaConf.create(text)["defaults"][0].removeprefix("/experiment/demo/")
+    assert parent in {e["experiment"] for e in spec["screen"]} | {spec["baseline"],
+                                                                  spec["reference"]}, parent
+    assert changed_keys(parent, entry["experiment"]) == {"trainer.epochs": (3, 10)}
 
 
 def test_rows_of_one_scale_are_left_out_at_the_other():

@@ -3,8 +3,9 @@
 Reads the complete runs of the experiments that `configs/ablation.yaml` names (the baseline,
 the screen at the Table I budget, the confirmation at 10 epochs) and writes
 `results/<scale>/ablation/ablation.{md,csv}`, `telemetry.csv` (the last curvature-telemetry
-record of every block, averaged over a row's runs) and `ablation.png`: dev F1 and final
-training loss per setting, against the all-no-answer F1 and AdamW.
+record of every block, averaged over a row's runs), `ablation.png`: dev F1 and final
+training loss per setting, against the all-no-answer F1 and AdamW, and `confirmation.png`: the
+10-epoch runs' dev F1 after every epoch and training loss, one line per seed.
 """
 
 from __future__ import annotations
@@ -187,8 +188,50 @@ def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
             for b in blocks:
                 w.writerow([r["factor"], r["setting"], r["budget"], b,
                             *(_fmt(r["telemetry"].get(f"{b}/{s}"), ".6g") for s in stats)])
-    return [out / "ablation.md", out / "ablation.csv", out / "telemetry.csv",
-            _figure(rows, target, reference_f1, out, spec["scale"])]
+    written = [out / "ablation.md", out / "ablation.csv", out / "telemetry.csv",
+               _figure(rows, target, reference_f1, out, spec["scale"])]
+    confirmed = {f"{e['factor']}: {e['setting']}": run_logs(results_root, spec["scale"], e["experiment"])
+                 for e in spec.get("confirm") or []}
+    if any(confirmed.values()):
+        written.append(_confirmation_figure(confirmed, out, spec["scale"]))
+    return written
+
+
+def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: str) -> Path:
+    """confirmation.png (+ .pdf): dev F1 after every epoch and the smoothed training loss of
+    every run of the 10-epoch confirmation, one colour per setting, one line per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    null = []
+    for i, (setting, logs) in enumerate(item for item in confirmed.items() if item[1]):
+        colour, style = plt.get_cmap("tab10")(i % 10), "-" if i < 10 else "--"
+        for j, lg in enumerate(logs):
+            label = f"{setting} ({len(logs)} run{'s' if len(logs) > 1 else ''})" if j == 0 else None
+            evals = [r for r in lg.evals if "epoch" in r]
+            ax.plot([r["epoch"] for r in evals], [r["f1"] for r in evals], style, color=colour,
+                    marker=".", lw=1.2, label=label)
+            curve = loss_curve(lg)
+            ax2.plot(curve["epoch"], smoothed(curve["loss"]), style, color=colour, lw=1.0)
+            null += [r["NoAns_total"] / r["total"] * 100 for r in evals[-1:]
+                     if r.get("total") and r.get("NoAns_total") is not None]
+    if null:
+        ax.axhline(statistics.mean(null), color="tab:red", ls=":", lw=1,
+                   label=f"all-no-answer F1 ({statistics.mean(null):.1f})")
+    ax.set(xlabel="epoch", ylabel="dev F1 after the epoch", title="dev F1 (one line per seed)")
+    ax2.set(xlabel="epoch", ylabel="training loss (moving mean of 5 logs)",
+            title="training loss (one line per seed)")
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
+    ax2.legend(*ax.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.02, 0.5),
+               fontsize=8)
+    fig.suptitle(f"make ablate ({scale} scale): the 10-epoch confirmation", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, out / "confirmation.pdf", close=False)
+    return save_figure(fig, out / "confirmation.png")
 
 
 def _figure(rows: list[dict], target: float | None, reference_f1: list[float], out: Path,
