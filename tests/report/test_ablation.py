@@ -65,6 +65,8 @@ def test_rows_answers_targets_and_telemetry(results):
         ("baseline", "3 epochs", "1"), ("clipping", "3 epochs", "1"), ("eps", "3 epochs", "1"),
         ("clipping", "10 epochs", "2")]
     assert [r["answers"] for r in rows] == ["False", "True", "False", "False"]
+    # each run's first evaluation more than 1 point above 33.3 (one per run here, at its end)
+    assert [r["answers_from_epoch_runs"] for r in rows] == ["never", "3", "never", "10, never"]
     assert float(rows[0]["null_f1"]) == pytest.approx(33.3)
     assert float(rows[1]["final_loss_mean"]) == pytest.approx(1.1)  # mean of the last 5 losses
     assert float(rows[0]["denom_spread"]) == pytest.approx(100.0)  # 1.0 / 0.01, halfway record
@@ -110,6 +112,20 @@ def test_no_confirmation_figure_without_confirmation_runs(results):
     paths = write_ablation(results, spec)
     assert not any(p.name.startswith("confirmation") for p in paths)
     assert not (results / "demo" / "ablation" / "confirmation.png").exists()
+
+
+def test_answers_from_is_the_first_epoch_past_the_margin():
+    from secondorder.report.ablation import _answers_from
+    from secondorder.runs import RunLogs
+
+    def logs(f1s):  # 1000 questions, 333 unanswerable: the null F1 is 33.3
+        evals = [{"epoch": e, "f1": f, "total": 1000, "NoAns_total": 333}
+                 for e, f in enumerate(f1s, 1)]
+        return RunLogs(Path("."), {}, [], evals, [], evals[-1])
+
+    assert _answers_from(logs([33.3, 34.3, 34.4, 30.0])) == 3  # 34.3 is not above 33.3 + 1
+    assert _answers_from(logs([33.3, 34.0, 33.3])) is None
+    assert _answers_from(logs([40.0])) == 1
 
 
 def test_answers_needs_every_run_above_the_margin():

@@ -44,6 +44,16 @@ def _telemetry(logs: list[RunLogs]) -> dict[str, float]:
             if any(k in r and r[k] is not None for r in last)}
 
 
+def _answers_from(logs: RunLogs) -> float | None:
+    """The first epoch after which the run's dev F1 is ANSWERS_MARGIN above the all-no-answer F1
+    (None: no evaluation is)."""
+    for r in logs.evals:
+        if r.get("total") and r.get("NoAns_total") is not None and "epoch" in r \
+                and r["f1"] > 100.0 * r["NoAns_total"] / r["total"] + ANSWERS_MARGIN:
+            return r["epoch"]
+    return None
+
+
 def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float | None) -> dict:
     logs = run_logs(results_root, scale, entry["experiment"])
     finals = [lg.final for lg in logs]
@@ -62,6 +72,7 @@ def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float
         # the F1 of answering nothing: the share of unanswerable questions
         "null_f1": [100.0 * f["NoAns_total"] / f["total"] for f in finals if f.get("NoAns_total")],
         "final_loss": [v for lg in logs if (v := _final_loss(lg)) is not None],
+        "answers_from_epoch": [_answers_from(lg) for lg in logs],
         "time_to_target_s": [time_to_loss(c, target) for c in curves] if target else [],
         "time_per_step_s": [statistics.median(e["time_s"] / e["steps"] for e in lg.epochs)
                             for lg in logs if lg.epochs],
@@ -106,6 +117,10 @@ def _fmt(value: float | None, fmt: str = ".3g", unit: str = "") -> str:
         else f"{value:{fmt}}{unit}"
 
 
+def _epochs(values: list[float | None]) -> str:
+    return "—" if not values else ", ".join("never" if v is None else f"{v:g}" for v in values)
+
+
 def _to_target(row: dict) -> str:
     reached = [t for t in row["time_to_target_s"] if t is not None]
     if not row["runs"]:
@@ -119,10 +134,10 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
     lines = [
         f"make ablate ({scale} scale): AdaHessian with one factor changed from the failing "
         "Table I setting (mean ± std over runs)", "",
-        "| factor | setting | budget | runs | F1 | HasAns F1 | NoAns F1 | answers | final loss "
-        "| time to AdamW's loss | time/step | gradient norm | denominator spread "
+        "| factor | setting | budget | runs | F1 | HasAns F1 | NoAns F1 | answers "
+        "| answers from epoch | final loss | time to AdamW's loss | time/step | gradient norm | denominator spread "
         "| query, key update/weight | QA head update/weight | eps share, word embeddings |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["telemetry"]
@@ -130,7 +145,8 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
             f"| {r['factor']} | {r['setting'].replace('|', chr(92) + '|')} | {r['budget']} | "
             f"{r['runs']} | "
             f"{_mean_std(r['f1'])} | {_mean_std(r['HasAns_f1'])} | {_mean_std(r['NoAns_f1'])} | "
-            f"{'yes' if answers(r) else 'no'} | {_mean_std(r['final_loss'], '.3f')} | "
+            f"{'yes' if answers(r) else 'no'} | {_epochs(r['answers_from_epoch'])} | "
+            f"{_mean_std(r['final_loss'], '.3f')} | "
             f"{_to_target(r)} | "
             f"{_fmt(statistics.mean(r['time_per_step_s']) if r['time_per_step_s'] else None, unit=' s')} | "
             f"{_mean_std(r['grad_norm'])} | {_fmt(r['denom_spread'], '.0f', '×')} | "
@@ -138,7 +154,9 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
             f"{_fmt(t.get('word_embeddings/eps_share'), '.2f')} |")
     lines += [
         "", f"answers: every run's dev F1 is more than {ANSWERS_MARGIN:g} point above the "
-        "all-no-answer F1 (the share of unanswerable dev questions, 33.3 here). Final loss: the "
+        "all-no-answer F1 (the share of unanswerable dev questions, 33.3 here). Answers from epoch: "
+        "for each run, the first epoch after which its dev F1 is that far above it ('never': "
+        "no epoch). Final loss: the "
         "mean of the last 5 logged training losses. Time to AdamW's loss: training seconds until "
         "that moving mean falls to AdamW's final loss "
         f"({_fmt(target, '.4f')}, its 3-epoch Table I runs); timings come from runs that shared "
@@ -169,14 +187,16 @@ def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
     with (out / "ablation.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["factor", "setting", "budget", "experiment", "runs", "f1_mean", "f1_runs",
-                    "HasAns_f1_mean", "NoAns_f1_mean", "null_f1", "answers", "final_loss_mean",
+                    "HasAns_f1_mean", "NoAns_f1_mean", "null_f1", "answers",
+                    "answers_from_epoch_runs", "final_loss_mean",
                     "time_to_target_s_mean", "time_per_step_s_mean", "grad_norm_mean",
                     "denom_spread"])
         for r in rows:
             w.writerow([r["factor"], r["setting"], r["budget"], r["experiment"], r["runs"],
                         mean(r["f1"]), " ".join(f"{v:.2f}" for v in r["f1"]),
                         mean(r["HasAns_f1"]), mean(r["NoAns_f1"]), mean(r["null_f1"]),
-                        answers(r), mean(r["final_loss"]), mean(r["time_to_target_s"]),
+                        answers(r), _epochs(r["answers_from_epoch"]) if r["runs"] else "",
+                        mean(r["final_loss"]), mean(r["time_to_target_s"]),
                         mean(r["time_per_step_s"]), mean(r["grad_norm"]),
                         _fmt(r["denom_spread"], ".4g")])
     with (out / "telemetry.csv").open("w", newline="") as f:
