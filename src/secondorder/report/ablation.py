@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from secondorder.report.plotting import save_figure
-from secondorder.report.tables import _mean_std, loss_curve, run_logs, smoothed, time_to_loss
+from secondorder.report.tables import (
+    _mean_std,
+    loss_curve,
+    null_f1,
+    run_logs,
+    smoothed,
+    time_to_loss,
+)
 from secondorder.runs import RunLogs, read_jsonl
 
 ANSWERS_MARGIN = 1.0  # F1 points above the all-no-answer F1 that count as "answers"
@@ -48,8 +55,7 @@ def _answers_from(logs: RunLogs) -> float | None:
     """The first epoch after which the run's dev F1 is ANSWERS_MARGIN above the all-no-answer F1
     (None: no evaluation is)."""
     for r in logs.evals:
-        if r.get("total") and r.get("NoAns_total") is not None and "epoch" in r \
-                and r["f1"] > 100.0 * r["NoAns_total"] / r["total"] + ANSWERS_MARGIN:
+        if "epoch" in r and (null := null_f1(r)) is not None and r["f1"] > null + ANSWERS_MARGIN:
             return r["epoch"]
     return None
 
@@ -70,7 +76,7 @@ def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float
         "HasAns_f1": [f["HasAns_f1"] for f in finals if f.get("HasAns_f1") is not None],
         "NoAns_f1": [f["NoAns_f1"] for f in finals if f.get("NoAns_f1") is not None],
         # the F1 of answering nothing: the share of unanswerable questions
-        "null_f1": [100.0 * f["NoAns_total"] / f["total"] for f in finals if f.get("NoAns_total")],
+        "null_f1": [v for f in finals if (v := null_f1(f)) is not None],
         "final_loss": [v for lg in logs if (v := _final_loss(lg)) is not None],
         "answers_from_epoch": [_answers_from(lg) for lg in logs],
         "time_to_target_s": [time_to_loss(c, target) for c in curves] if target else [],
@@ -210,7 +216,8 @@ def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
                             *(_fmt(r["telemetry"].get(f"{b}/{s}"), ".6g") for s in stats)])
     written = [out / "ablation.md", out / "ablation.csv", out / "telemetry.csv",
                _figure(rows, target, reference_f1, out, spec["scale"])]
-    confirmed = {f"{e['factor']}: {e['setting']}": run_logs(results_root, spec["scale"], e["experiment"])
+    confirmed = {f"{e['factor']}: {e['setting']}":
+                 run_logs(results_root, spec["scale"], e["experiment"])
                  for e in spec.get("confirm") or []}
     if any(confirmed.values()):
         written.append(_confirmation_figure(confirmed, out, spec["scale"]))
@@ -236,8 +243,7 @@ def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: 
                     marker=".", lw=1.2, label=label)
             curve = loss_curve(lg)
             ax2.plot(curve["epoch"], smoothed(curve["loss"]), style, color=colour, lw=1.0)
-            null += [r["NoAns_total"] / r["total"] * 100 for r in evals[-1:]
-                     if r.get("total") and r.get("NoAns_total") is not None]
+            null += [v for r in evals[-1:] if (v := null_f1(r)) is not None]
     if null:
         ax.axhline(statistics.mean(null), color="tab:red", ls=":", lw=1,
                    label=f"all-no-answer F1 ({statistics.mean(null):.1f})")

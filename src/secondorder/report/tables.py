@@ -246,9 +246,17 @@ def runs_table(results_root: str | Path, scale: str, experiment: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def null_f1(scores: dict) -> float | None:
+    """The F1 (= EM) of answering nothing on the dev set an evaluation record was scored on: the
+    share of unanswerable questions, in percent (None: the record has no question counts)."""
+    if not scores.get("total") or scores.get("NoAns_total") is None:
+        return None
+    return 100.0 * scores["NoAns_total"] / scores["total"]
+
+
 def null_baseline(final: dict) -> str:
     """The all-no-answer EM = F1 of the dev set a run was scored on (its eval.json `final`)."""
-    base = 100.0 * final["NoAns_total"] / final["total"]
+    base = null_f1(final)
     return f"All-no-answer baseline: EM = F1 = {base:.2f} ({final['total']} dev questions)."
 
 
