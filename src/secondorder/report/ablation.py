@@ -268,8 +268,9 @@ def _figure(rows: list[dict], target: float | None, reference_f1: list[float], o
     import matplotlib.pyplot as plt
 
     shown = [r for r in rows if r["runs"]]
-    labels = [f"{r['factor']}: {r['setting']}" + (f" [{r['budget']}]" if r["budget"] != "3 epochs"
-                                                   else "") for r in shown]
+    labels = [f"{r['factor']}: {r['setting']}" + (
+        f" [{r['budget']}]" if r["budget"] != "3 epochs" and r["budget"] not in r["setting"]
+        else "") for r in shown]
     y = np.arange(len(shown))[::-1]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 0.38 * len(shown) + 1.6), sharey=True)
     colours = ["tab:green" if answers(r) else "tab:grey" for r in shown]
