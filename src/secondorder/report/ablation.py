@@ -51,11 +51,16 @@ def _telemetry(logs: list[RunLogs]) -> dict[str, float]:
             if any(k in r and r[k] is not None for r in last)}
 
 
+def _above_null(f1: float, null: float) -> bool:
+    """An F1 that counts as answering: more than ANSWERS_MARGIN above the all-no-answer F1."""
+    return f1 > null + ANSWERS_MARGIN
+
+
 def _answers_from(logs: RunLogs) -> float | None:
     """The first epoch after which the run's dev F1 is ANSWERS_MARGIN above the all-no-answer F1
     (None: no evaluation is)."""
     for r in logs.evals:
-        if "epoch" in r and (null := null_f1(r)) is not None and r["f1"] > null + ANSWERS_MARGIN:
+        if "epoch" in r and (null := null_f1(r)) is not None and _above_null(r["f1"], null):
             return r["epoch"]
     return None
 
@@ -71,7 +76,7 @@ def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float
     return {
         "factor": entry["factor"], "setting": entry["setting"],
         "budget": ", ".join(sorted(trained)) if trained else budget,  # as trained, else planned
-        "experiment": entry["experiment"], "runs": len(logs),
+        "experiment": entry["experiment"], "runs": len(logs), "logs": logs,
         "f1": [f["f1"] for f in finals], "exact": [f["exact"] for f in finals],
         "HasAns_f1": [f["HasAns_f1"] for f in finals if f.get("HasAns_f1") is not None],
         "NoAns_f1": [f["NoAns_f1"] for f in finals if f.get("NoAns_f1") is not None],
@@ -106,7 +111,7 @@ def ablation_rows(results_root: str | Path, spec: dict) -> tuple[list[dict], flo
 
 def answers(row: dict) -> bool:
     """Every run of the row beats the all-no-answer F1 by ANSWERS_MARGIN points."""
-    return bool(row["f1"]) and all(f > n + ANSWERS_MARGIN
+    return bool(row["f1"]) and all(_above_null(f, n)
                                    for f, n in zip(row["f1"], row["null_f1"], strict=False))
 
 
@@ -216,9 +221,9 @@ def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
                             *(_fmt(r["telemetry"].get(f"{b}/{s}"), ".6g") for s in stats)])
     written = [out / "ablation.md", out / "ablation.csv", out / "telemetry.csv",
                _figure(rows, target, reference_f1, out, spec["scale"])]
-    confirmed = {f"{e['factor']}: {e['setting']}":
-                 run_logs(results_root, spec["scale"], e["experiment"])
-                 for e in spec.get("confirm") or []}
+    # ablation_rows ends with the confirmation's rows, in spec order; their runs are read already
+    confirmed = {f"{r['factor']}: {r['setting']}": r["logs"]
+                 for r in rows[len(rows) - len(spec.get("confirm") or []):]}
     if any(confirmed.values()):
         written.append(_confirmation_figure(confirmed, out, spec["scale"]))
     return written
