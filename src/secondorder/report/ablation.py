@@ -95,12 +95,13 @@ def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float
     }
 
 
-def ablation_rows(results_root: str | Path, spec: dict) -> tuple[list[dict], float | None]:
-    """(rows, AdamW's final-loss target): the baseline, then the screen, then the confirmation."""
+def ablation_rows(results_root: str | Path, spec: dict,
+                  reference: list[RunLogs]) -> tuple[list[dict], float | None]:
+    """(rows, AdamW's final-loss target): the baseline, then the screen, then the confirmation.
+    `reference`: the runs of the spec's reference (AdamW) experiment."""
     root, scale = Path(results_root), spec["scale"]
-    reference = [v for lg in run_logs(root, scale, spec["reference"])
-                 if (v := _final_loss(lg)) is not None]
-    target = max(reference) if reference else None  # the loss every AdamW run reaches
+    losses = [v for lg in reference if (v := _final_loss(lg)) is not None]
+    target = max(losses) if losses else None  # the loss every AdamW run reaches
     baseline = {"factor": "baseline", "setting": "Table I setting (fails)",
                 "experiment": spec["baseline"]}
     rows = [_row(baseline, "3 epochs", root, scale, target)]
@@ -184,9 +185,9 @@ def ablation_markdown(rows: list[dict], target: float | None, scale: str) -> str
 
 def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
     """ablation.md, ablation.csv, telemetry.csv and ablation.png (+ .pdf); returns the paths."""
-    rows, target = ablation_rows(results_root, spec)
-    reference_f1 = [lg.final["f1"] for lg in run_logs(results_root, spec["scale"],
-                                                        spec["reference"]) if "f1" in lg.final]
+    reference = run_logs(results_root, spec["scale"], spec["reference"])
+    rows, target = ablation_rows(results_root, spec, reference)
+    reference_f1 = [lg.final["f1"] for lg in reference if "f1" in lg.final]
     out = Path(results_root) / spec["scale"] / "ablation"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.md").write_text(ablation_markdown(rows, target, spec["scale"]))
