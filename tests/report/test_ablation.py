@@ -54,7 +54,7 @@ def results(tmp_path):
                                                       1.1, 1.1])
     fake_run(tmp_path, "ablation/eps", 1, 33.8, flat)  # within the margin: does not answer
     fake_run(tmp_path, "no_clip_10ep", 1, 40.0, [1.0] * 10)
-    fake_run(tmp_path, "no_clip_10ep", 2, 33.3, [1.0] * 10)  # one seed stays at the null answer
+    fake_run(tmp_path, "no_clip_10ep", 2, 33.3, [3.0] * 10)  # one seed stays at the null answer
     return tmp_path
 
 
@@ -94,17 +94,22 @@ def test_confirmation_figure_draws_every_seed_of_every_confirmed_setting(results
     assert results / "demo" / "ablation" / "confirmation.png" in paths
     fig = next(f for f, p in figures if p.name == "confirmation.png")
     f1_axes, loss_axes = fig.axes[:2]
-    seeds = [line for line in f1_axes.lines if line.get_linestyle() == "-"]
+    seeds = [line for line in f1_axes.lines if line.get_gid() == "seed"]
     # no_clip_10ep: seeds 1 and 2, one evaluation each (epoch 10, F1 40 and 33.3)
     assert sorted(tuple(line.get_ydata()) for line in seeds) == [(33.3,), (40.0,)]
     assert all(tuple(line.get_xdata()) == (10,) for line in seeds)
+    (mean,) = [line for line in f1_axes.lines if line.get_gid() == "mean"]
+    assert tuple(mean.get_xdata()) == (10,)
+    assert mean.get_ydata()[0] == pytest.approx((40.0 + 33.3) / 2)
     (null,) = [line for line in f1_axes.lines if line.get_linestyle() == ":"]
     assert null.get_ydata()[0] == pytest.approx(33.3)
-    # the loss panel: each seed's 10 logged losses (all 1.0) against their epochs
-    assert [list(line.get_ydata()) for line in loss_axes.lines] == [[1.0] * 10] * 2
+    # the loss panel: each seed's 10 logged losses (all 1.0, all 3.0) against their epochs, and
+    # their mean
+    assert [line.get_gid() for line in loss_axes.lines] == ["seed", "seed", "mean"]
+    assert [list(line.get_ydata()) for line in loss_axes.lines] == [[1.0] * 10, [3.0] * 10,
+                                                                    [2.0] * 10]
     assert list(loss_axes.lines[0].get_xdata()) == pytest.approx([i / 10 for i in range(1, 11)])
-    assert loss_axes.get_legend().get_texts()[0].get_text() == "clipping: off (2 runs)"
-
+    assert loss_axes.get_legend().get_texts()[0].get_text() == "clipping: off (mean of 2 runs)"
 
 def test_no_confirmation_figure_without_confirmation_runs(results):
     spec = {**SPEC, "confirm": [{"factor": "eps", "setting": "1e-2, 10 epochs",

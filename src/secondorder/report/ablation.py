@@ -5,7 +5,7 @@ the screen at the Table I budget, the confirmation at 10 epochs) and writes
 `results/<scale>/ablation/ablation.{md,csv}`, `telemetry.csv` (the last curvature-telemetry
 record of every block, averaged over a row's runs), `ablation.png`: dev F1 and final
 training loss per setting, against the all-no-answer F1 and AdamW, and `confirmation.png`: the
-10-epoch runs' dev F1 after every epoch and training loss, one line per seed.
+10-epoch runs' dev F1 after every epoch and training loss, each seed and their mean.
 """
 
 from __future__ import annotations
@@ -232,7 +232,9 @@ def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
 
 def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: str) -> Path:
     """confirmation.png (+ .pdf): dev F1 after every epoch and the smoothed training loss of
-    every run of the 10-epoch confirmation, one colour per setting, one line per seed."""
+    every run of the 10-epoch confirmation, one colour per setting: each seed a thin line
+    (gid "seed"), their mean a thick one (gid "mean"; the F1 at the epochs every seed reached,
+    the loss where the seeds logged the same steps)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,20 +244,31 @@ def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: 
     null = []
     for i, (setting, logs) in enumerate(item for item in confirmed.items() if item[1]):
         colour, style = plt.get_cmap("tab10")(i % 10), "-" if i < 10 else "--"
-        for j, lg in enumerate(logs):
-            label = f"{setting} ({len(logs)} run{'s' if len(logs) > 1 else ''})" if j == 0 else None
+        thin = {"color": colour, "lw": 0.8, "alpha": 0.35, "gid": "seed"}
+        f1_by_epoch: list[dict[float, float]] = []
+        curves = []
+        for lg in logs:
             evals = [r for r in lg.evals if "epoch" in r]
-            ax.plot([r["epoch"] for r in evals], [r["f1"] for r in evals], style, color=colour,
-                    marker=".", lw=1.2, label=label)
+            f1_by_epoch.append({r["epoch"]: r["f1"] for r in evals})
+            ax.plot([r["epoch"] for r in evals], [r["f1"] for r in evals], style, **thin)
             curve = loss_curve(lg)
-            ax2.plot(curve["epoch"], smoothed(curve["loss"]), style, color=colour, lw=1.0)
+            curves.append((curve["epoch"], smoothed(curve["loss"])))
+            ax2.plot(*curves[-1], style, **thin)
             null += [v for r in evals[-1:] if (v := null_f1(r)) is not None]
+        epochs = sorted(set.intersection(*(set(d) for d in f1_by_epoch)))
+        label = f"{setting} ({'mean of ' if len(logs) > 1 else ''}{len(logs)} " \
+                f"run{'s' if len(logs) > 1 else ''})"
+        ax.plot(epochs, [statistics.mean(d[e] for d in f1_by_epoch) for e in epochs], style,
+                color=colour, marker=".", lw=2, gid="mean", label=label)
+        if all(np.array_equal(x, curves[0][0]) for x, _ in curves):
+            ax2.plot(curves[0][0], np.mean([y for _, y in curves], axis=0), style, color=colour,
+                     lw=1.6, gid="mean")
     if null:
         ax.axhline(statistics.mean(null), color="tab:red", ls=":", lw=1,
                    label=f"all-no-answer F1 ({statistics.mean(null):.1f})")
-    ax.set(xlabel="epoch", ylabel="dev F1 after the epoch", title="dev F1 (one line per seed)")
+    ax.set(xlabel="epoch", ylabel="dev F1 after the epoch", title="dev F1 (thin: each seed; thick: their mean)")
     ax2.set(xlabel="epoch", ylabel="training loss (moving mean of 5 logs)",
-            title="training loss (one line per seed)")
+            title="training loss (thin: each seed; thick: their mean)")
     for a in (ax, ax2):
         a.grid(alpha=0.3)
     ax2.legend(*ax.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.02, 0.5),
