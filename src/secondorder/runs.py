@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 CONFIG = "config.yaml"
 TOKENIZER = "tokenizer"
 CHECKPOINTS = "checkpoints"
+HANDOFF_START = "handoff_start"  # see RunLogs.init_from
 EVAL = "eval.json"
 PREDICTIONS = "predictions.json"
 NA_PROBS = "na_probs.json"
@@ -400,7 +401,10 @@ class RunLogs:
 
     @property
     def init_from(self) -> Path | None:
-        """The run whose checkpoint this one started from (a hand-off's first phase)."""
+        """The run whose checkpoint this one started from (a hand-off's first phase): the
+        recorded run if it is here; else a copy published beside this run's experiment
+        (`<experiment>/HANDOFF_START/<run>`, for a start trained apart from the committed run of
+        its experiment); else the run of the same experiment and name under our results root."""
         source = (self.config.get("strategy") or {}).get("init_from")
         if not source:
             return None
@@ -408,9 +412,12 @@ class RunLogs:
         if path.parent.name != CHECKPOINTS:
             return None
         run = path.parent.parent
-        if not run.exists():  # a relative path from another directory: under our results root
-            run = self.dir.parents[2].joinpath(*run.parts[-3:])
-        return run
+        if run.exists():
+            return run
+        published = self.dir.parent / HANDOFF_START / run.name
+        if published.exists():
+            return published
+        return self.dir.parents[2].joinpath(*run.parts[-3:])
 
 
 def read_logs(run_dir: str | Path) -> RunLogs:

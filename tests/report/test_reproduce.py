@@ -27,9 +27,9 @@ def test_table1_rows_take_every_seed_and_the_other_runs_the_first(tmp_path):
         seeds.setdefault(run["experiment"].split("/")[1], []).append(run["seed"])
         assert run["run_dir"].startswith(str(tmp_path)), run
     assert {e: s for e, s in seeds.items() if e in table1} == {e: [1, 2] for e in table1}
-    # Table III's two other lrs and its no-clipping hand-off, six figure runs
+    # Table III's two other lrs, six figure runs
     assert {e: s for e, s in seeds.items() if e not in table1} == dict.fromkeys(
-        set(seeds) - table1, [1]) and len(set(seeds) - table1) == 9
+        set(seeds) - table1, [1]) and len(set(seeds) - table1) == 8
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def reproduced(tmp_path_factory):
 def test_every_run_trains_and_is_complete(reproduced):
     results, overrides = reproduced
     plan = planned_runs("demo", PARTS, [1], overrides)
-    assert len(plan) == len({r["experiment"] for r in published("table1")}) + 9
+    assert len(plan) == len({r["experiment"] for r in published("table1")}) + 8
     for run in plan:
         assert is_complete(run["run_dir"]), run
 

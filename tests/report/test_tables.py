@@ -112,3 +112,42 @@ def test_check_table_lists_every_evaluation_by_hand(tmp_path):
     assert lines[4] == "| adahessian | 33.50 / 2.10 | — | 50 | 12.00 | 90.00 | 3.00 |"
     assert lines[5] == "| adamw | 33.50 / 1.50 | 41.00 / 1.10 | 100 | 12.00 | 90.00 | 1.00 |"
     assert lines[-1].startswith("All-no-answer baseline: EM = F1 = 33.50 (200 dev questions).")
+
+
+
+def test_a_handoff_joins_the_run_it_started_from_preferring_a_published_start(tmp_path):
+    """The recorded start (`strategy.init_from`) is gone; a copy published beside the hand-off
+    (`handoff_start/<run>`) wins over the same-named run of the start's experiment."""
+    from secondorder.report.tables import loss_curve
+    from secondorder.runs import read_logs
+
+    def run(path: Path, losses, epoch_steps, config="{}"):
+        path.mkdir(parents=True)
+        (path / "config.yaml").write_text(config)
+        (path / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": i, "epoch": i / 2, "loss": v, "train_time_s": 10.0 * i}) + "\n"
+            for i, v in enumerate(losses, 1)))
+        (path / "epochs.jsonl").write_text("".join(
+            json.dumps({"epoch": e, "step": s, "time_s": 7.0}) + "\n"
+            for e, s in enumerate(epoch_steps, 1)))
+        (path / "eval.json").write_text("{}")
+        (path / "complete.json").write_text("{}")
+
+    demo = tmp_path / "demo"
+    run(demo / "table1_adamw" / "adamw-seed1", (3, 2, 1, 1), (2, 4))
+    run(demo / "handoff" / "handoff_start" / "adamw-seed1", (5, 4, 3, 3), (2, 4))
+    handoff = demo / "handoff" / "seed1"
+    run(handoff, (0.5, 0.25), (2,), "strategy:\n  first_epochs: 1\n  init_from: "
+        "/gone/demo/table1_adamw/adamw-seed1/checkpoints/epoch1.pt\n")
+    logs = read_logs(handoff)
+    assert logs.init_from == demo / "handoff" / "handoff_start" / "adamw-seed1"
+    # the start's epoch 1 ends at step 2 after 7 s: its two losses up to there, then the
+    # hand-off's own two, their steps shifted by 2 and their times by 7 s
+    curve = loss_curve(logs)
+    assert list(curve["loss"]) == [5, 4, 0.5, 0.25]
+    assert list(curve["step"]) == [1, 2, 3, 4]
+    assert list(curve["time"]) == [10.0, 20.0, 17.0, 27.0]
+    # without the published copy: the run of the start's experiment under the results root
+    (demo / "handoff" / "handoff_start").rename(tmp_path / "elsewhere")
+    assert read_logs(handoff).init_from == demo / "table1_adamw" / "adamw-seed1"
+    assert list(loss_curve(read_logs(handoff))["loss"]) == [3, 2, 0.5, 0.25]
