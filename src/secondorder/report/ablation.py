@@ -266,9 +266,9 @@ def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: 
     if null:
         ax.axhline(statistics.mean(null), color="tab:red", ls=":", lw=1,
                    label=f"all-no-answer F1 ({statistics.mean(null):.1f})")
-    ax.set(xlabel="epoch", ylabel="dev F1 after the epoch", title="dev F1 (thin: each seed; thick: their mean)")
+    ax.set(xlabel="epoch", ylabel="dev F1 after the epoch", title="dev F1 (thin: seeds; thick: mean)")
     ax2.set(xlabel="epoch", ylabel="training loss (moving mean of 5 logs)",
-            title="training loss (thin: each seed; thick: their mean)")
+            title="training loss (thin: seeds; thick: mean)")
     for a in (ax, ax2):
         a.grid(alpha=0.3)
     ax2.legend(*ax.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.02, 0.5),
