@@ -111,6 +111,7 @@ def test_confirmation_figure_draws_every_seed_of_every_confirmed_setting(results
     assert list(loss_axes.lines[0].get_xdata()) == pytest.approx([i / 10 for i in range(1, 11)])
     assert loss_axes.get_legend().get_texts()[0].get_text() == "clipping: off (mean of 2 runs)"
 
+
 def test_no_confirmation_figure_without_confirmation_runs(results):
     spec = {**SPEC, "confirm": [{"factor": "eps", "setting": "1e-2, 10 epochs",
                                  "experiment": "ablation/eps_10ep"}]}

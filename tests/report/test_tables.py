@@ -22,6 +22,7 @@ def fake_run(root: Path, experiment: str, seed: int, f1: float, exact: float, ep
                                                "NoAns_f1": f1 - 10}))
     (run / "epochs.jsonl").write_text("".join(
         json.dumps({"epoch": i + 1, "time_s": t, "steps": 10,
+                    "step": (i + 1) * len(losses) // len(epoch_times),  # the last logged step
                     "rss_gib": peak * (0.9 if i else 1.0)}) + "\n"
         for i, t in enumerate(epoch_times)))
     (run / "metrics.jsonl").write_text("".join(
@@ -114,33 +115,21 @@ def test_check_table_lists_every_evaluation_by_hand(tmp_path):
     assert lines[-1].startswith("All-no-answer baseline: EM = F1 = 33.50 (200 dev questions).")
 
 
-
 def test_a_handoff_joins_the_run_it_started_from_preferring_a_published_start(tmp_path):
     """The recorded start (`strategy.init_from`) is gone; a copy published beside the hand-off
     (`handoff_start/<run>`) wins over the same-named run of the start's experiment."""
     from secondorder.report.tables import loss_curve
     from secondorder.runs import read_logs
 
-    def run(path: Path, losses, epoch_steps, config="{}"):
-        path.mkdir(parents=True)
-        (path / "config.yaml").write_text(config)
-        (path / "metrics.jsonl").write_text("".join(
-            json.dumps({"step": i, "epoch": i / 2, "loss": v, "train_time_s": 10.0 * i}) + "\n"
-            for i, v in enumerate(losses, 1)))
-        (path / "epochs.jsonl").write_text("".join(
-            json.dumps({"epoch": e, "step": s, "time_s": 7.0}) + "\n"
-            for e, s in enumerate(epoch_steps, 1)))
-        (path / "eval.json").write_text("{}")
-        (path / "complete.json").write_text("{}")
-
-    demo = tmp_path / "demo"
-    run(demo / "table1_adamw" / "adamw-seed1", (3, 2, 1, 1), (2, 4))
-    run(demo / "handoff" / "handoff_start" / "adamw-seed1", (5, 4, 3, 3), (2, 4))
-    handoff = demo / "handoff" / "seed1"
-    run(handoff, (0.5, 0.25), (2,), "strategy:\n  first_epochs: 1\n  init_from: "
-        "/gone/demo/table1_adamw/adamw-seed1/checkpoints/epoch1.pt\n")
+    fake_run(tmp_path, "table1_adamw", 1, 50.0, 40.0, [7.0, 7.0], 2.0, (3, 2, 1, 1))
+    fake_run(tmp_path, "handoff/handoff_start", 1, 50.0, 40.0, [7.0, 7.0], 2.0, (5, 4, 3, 3))
+    fake_run(tmp_path, "handoff", 1, 45.0, 40.0, [7.0], 2.0, (0.5, 0.25))
+    demo, handoff = tmp_path / "demo", tmp_path / "demo" / "handoff" / "seed1"
+    (handoff / "config.yaml").write_text(
+        "strategy:\n  first_epochs: 1\n"
+        "  init_from: /gone/demo/table1_adamw/seed1/checkpoints/epoch1.pt\n")
     logs = read_logs(handoff)
-    assert logs.init_from == demo / "handoff" / "handoff_start" / "adamw-seed1"
+    assert logs.init_from == demo / "handoff" / "handoff_start" / "seed1"
     # the start's epoch 1 ends at step 2 after 7 s: its two losses up to there, then the
     # hand-off's own two, their steps shifted by 2 and their times by 7 s
     curve = loss_curve(logs)
@@ -149,5 +138,5 @@ def test_a_handoff_joins_the_run_it_started_from_preferring_a_published_start(tm
     assert list(curve["time"]) == [10.0, 20.0, 17.0, 27.0]
     # without the published copy: the run of the start's experiment under the results root
     (demo / "handoff" / "handoff_start").rename(tmp_path / "elsewhere")
-    assert read_logs(handoff).init_from == demo / "table1_adamw" / "adamw-seed1"
+    assert read_logs(handoff).init_from == demo / "table1_adamw" / "seed1"
     assert list(loss_curve(read_logs(handoff))["loss"]) == [3, 2, 0.5, 0.25]
