@@ -65,7 +65,8 @@ def _answers_from(logs: RunLogs) -> float | None:
     return None
 
 
-def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float | None) -> dict:
+def _row(entry: dict, part: str, budget: str, results_root: Path, scale: str,
+         target: float | None) -> dict:
     logs = run_logs(results_root, scale, entry["experiment"])
     finals = [lg.final for lg in logs]
     curves = [loss_curve(lg) for lg in logs]
@@ -74,7 +75,7 @@ def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float
     trained = {f"{f['epoch']:g} epoch" + ("s" if f["epoch"] != 1 else "") for f in finals
                if "epoch" in f}
     return {
-        "factor": entry["factor"], "setting": entry["setting"],
+        "part": part, "factor": entry["factor"], "setting": entry["setting"],
         "budget": ", ".join(sorted(trained)) if trained else budget,  # as trained, else planned
         "experiment": entry["experiment"], "runs": len(logs), "logs": logs,
         "f1": [f["f1"] for f in finals], "exact": [f["exact"] for f in finals],
@@ -97,16 +98,17 @@ def _row(entry: dict, budget: str, results_root: Path, scale: str, target: float
 
 def ablation_rows(results_root: str | Path, spec: dict,
                   reference: list[RunLogs]) -> tuple[list[dict], float | None]:
-    """(rows, AdamW's final-loss target): the baseline, then the screen, then the confirmation.
-    `reference`: the runs of the spec's reference (AdamW) experiment."""
+    """(rows, AdamW's final-loss target): the baseline, then the screen, then the confirmation
+    (each row's "part": "baseline", "screen" or "confirm"). `reference`: the runs of the spec's reference (AdamW) experiment."""
     root, scale = Path(results_root), spec["scale"]
     losses = [v for lg in reference if (v := _final_loss(lg)) is not None]
     target = max(losses) if losses else None  # the loss every AdamW run reaches
     baseline = {"factor": "baseline", "setting": "Table I setting (fails)",
                 "experiment": spec["baseline"]}
-    rows = [_row(baseline, "3 epochs", root, scale, target)]
-    rows += [_row(e, "3 epochs", root, scale, target) for e in spec["screen"]]
-    rows += [_row(e, "10 epochs", root, scale, target) for e in spec.get("confirm") or []]
+    rows = [_row(baseline, "baseline", "3 epochs", root, scale, target)]
+    rows += [_row(e, "screen", "3 epochs", root, scale, target) for e in spec["screen"]]
+    rows += [_row(e, "confirm", "10 epochs", root, scale, target)
+             for e in spec.get("confirm") or []]
     return rows, target
 
 
@@ -222,9 +224,8 @@ def write_ablation(results_root: str | Path, spec: dict) -> list[Path]:
                             *(_fmt(r["telemetry"].get(f"{b}/{s}"), ".6g") for s in stats)])
     written = [out / "ablation.md", out / "ablation.csv", out / "telemetry.csv",
                _figure(rows, target, reference_f1, out, spec["scale"])]
-    # ablation_rows ends with the confirmation's rows, in spec order; their runs are read already
-    confirmed = {f"{r['factor']}: {r['setting']}": r["logs"]
-                 for r in rows[len(rows) - len(spec.get("confirm") or []):]}
+    confirmed = {f"{r['factor']}: {r['setting']}": r["logs"]  # runs read once, in spec order
+                 for r in rows if r["part"] == "confirm"}
     if any(confirmed.values()):
         written.append(_confirmation_figure(confirmed, out, spec["scale"]))
     return written
