@@ -109,7 +109,8 @@ def test_confirmation_figure_draws_every_seed_of_every_confirmed_setting(results
     assert [list(line.get_ydata()) for line in loss_axes.lines] == [[1.0] * 10, [3.0] * 10,
                                                                     [2.0] * 10]
     assert list(loss_axes.lines[0].get_xdata()) == pytest.approx([i / 10 for i in range(1, 11)])
-    assert loss_axes.get_legend().get_texts()[0].get_text() == "clipping: off (mean of 2 runs)"
+    assert loss_axes.get_ylim()[1] == pytest.approx(1.05 * 3.0)  # the largest loss, plus 5 %
+    assert fig.legends[0].get_texts()[0].get_text() == "clipping: off (mean of 2 runs)"
 
 
 def test_no_confirmation_figure_without_confirmation_runs(results):

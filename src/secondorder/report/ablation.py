@@ -241,9 +241,11 @@ def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
-    null = []
-    for i, (setting, logs) in enumerate(item for item in confirmed.items() if item[1]):
+    shown = {setting: logs for setting, logs in confirmed.items() if logs}
+    rows = math.ceil((len(shown) + 1) / 2)  # the legend's, in 2 columns below both panels
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.6 + 0.25 * rows), layout="constrained")
+    null, plateau = [], []
+    for i, (setting, logs) in enumerate(shown.items()):
         colour, style = plt.get_cmap("tab10")(i % 10), "-" if i < 10 else "--"
         thin = {"color": colour, "lw": 0.8, "alpha": 0.35, "gid": "seed"}
         f1_by_epoch: list[dict[float, float]] = []
@@ -255,6 +257,7 @@ def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: 
             curve = loss_curve(lg)
             curves.append((curve["epoch"], smoothed(curve["loss"])))
             ax2.plot(*curves[-1], style, **thin)
+            plateau += list(curves[-1][1][curves[-1][0] >= 0.5])
             null += [v for r in evals[-1:] if (v := null_f1(r)) is not None]
         epochs = sorted(set.intersection(*(set(d) for d in f1_by_epoch)))
         label = f"{setting} ({'mean of ' if len(logs) > 1 else ''}{len(logs)} " \
@@ -272,10 +275,11 @@ def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: 
             title="training loss (thin: seeds; thick: mean)")
     for a in (ax, ax2):
         a.grid(alpha=0.3)
-    ax2.legend(*ax.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.02, 0.5),
-               fontsize=8)
+    if plateau:  # from half an epoch on: the first steps' losses would flatten the plateau
+        ax2.set_ylim(top=1.05 * max(plateau))
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8,
+               frameon=False)
     fig.suptitle(f"make ablate ({scale} scale): the 10-epoch confirmation", fontsize=10)
-    fig.tight_layout()
     save_figure(fig, out / "confirmation.pdf", close=False)
     return save_figure(fig, out / "confirmation.png")
 
