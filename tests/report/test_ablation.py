@@ -113,6 +113,20 @@ def test_confirmation_figure_draws_every_seed_of_every_confirmed_setting(results
     assert fig.legends[0].get_texts()[0].get_text() == "clipping: off (mean of 2 runs)"
 
 
+def test_confirmation_loss_axis_leaves_out_the_first_half_epoch(tmp_path, monkeypatch):
+    import secondorder.report.ablation as ablation
+
+    figures = []
+    monkeypatch.setattr(ablation, "save_figure",
+                        lambda fig, path, close=True: figures.append((fig, Path(path))) or path)
+    fake_run(tmp_path, "base", 1, 33.3, [2.0] * 10)
+    # logged at epochs 0.1 ... 1.0; trailing means of up to 5: 9, 5, 3.67, 3, 2.6 (epoch 0.5), 1 ...
+    fake_run(tmp_path, "no_clip_10ep", 1, 40.0, [9.0] + [1.0] * 9)
+    write_ablation(tmp_path, {**SPEC, "screen": []})
+    fig = next(f for f, p in figures if p.name == "confirmation.png")
+    assert fig.axes[1].get_ylim()[1] == pytest.approx(1.05 * 2.6)  # not 1.05 * 9
+
+
 def test_no_confirmation_figure_without_confirmation_runs(results):
     spec = {**SPEC, "confirm": [{"factor": "eps", "setting": "1e-2, 10 epochs",
                                  "experiment": "ablation/eps_10ep"}]}

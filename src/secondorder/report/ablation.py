@@ -99,7 +99,8 @@ def _row(entry: dict, part: str, budget: str, results_root: Path, scale: str,
 def ablation_rows(results_root: str | Path, spec: dict,
                   reference: list[RunLogs]) -> tuple[list[dict], float | None]:
     """(rows, AdamW's final-loss target): the baseline, then the screen, then the confirmation
-    (each row's "part": "baseline", "screen" or "confirm"). `reference`: the runs of the spec's reference (AdamW) experiment."""
+    (each row's "part": "baseline", "screen" or "confirm"). `reference`: the runs of the spec's
+    reference (AdamW) experiment."""
     root, scale = Path(results_root), spec["scale"]
     losses = [v for lg in reference if (v := _final_loss(lg)) is not None]
     target = max(losses) if losses else None  # the loss every AdamW run reaches
