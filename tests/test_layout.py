@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "secondorder"
 
 # what each subpackage (or top-level module) may import: the layers below it
-BASE = {"files", "paths", "hub", "validation"}
+BASE = {"environment", "files", "paths", "hub", "validation"}
 ALLOWED = {
     **{name: set() for name in BASE},
     "models": BASE,

@@ -12,7 +12,8 @@ Every run lives in `<results_root>/<experiment_name>/<run_name>/` (`run_dir` in
     predictions.json     official SQuAD 2.0 formats of the latest evaluation
     na_probs.json
     checkpoints/         last.pt (and epoch<N>.pt): model, optimizer, scheduler, RNG, position
-    complete.json        written when the run has trained all it was asked to (step, time)
+    complete.json        written when the run has trained all it was asked to (step, time, and the
+                         device and environment of the process that finished it)
 
 This module is the only one that knows that layout. The trainer writes through it; the
 experiments (spectra of a trained model) and the reports (tables, figures) read through it;

@@ -67,6 +67,21 @@ def test_loss_falls_and_eval_files_are_official(adamw_run):
     assert (run_dir / "config.yaml").exists()
 
 
+def test_complete_json_records_what_the_run_finished_on(adamw_run):
+    import platform
+
+    import transformers
+
+    cfg, _ = adamw_run
+    done = json.loads((Path(cfg.run_dir) / "complete.json").read_text())
+    assert done["step"] == 3 * read_jsonl(Path(cfg.run_dir) / "epochs.jsonl")[0]["steps"]
+    assert done["device"].startswith("cpu-") and len(done["device"]) > len("cpu-")
+    env = done["environment"]
+    assert env["torch"] == torch.__version__ and env["transformers"] == transformers.__version__
+    assert env["python"] == platform.python_version()
+    assert env["torch_threads"] == torch.get_num_threads()
+
+
 def test_metric_cli_reproduces_the_run_scores(adamw_run, tmp_path):
     """The files a run writes are in the official formats: the stand-alone scorer agrees."""
     from secondorder.data.squad import load_records

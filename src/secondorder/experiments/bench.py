@@ -65,7 +65,6 @@ import importlib.metadata
 import importlib.util
 import json
 import math
-import platform
 import re
 import shlex
 import statistics
@@ -79,6 +78,8 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from secondorder.environment import device_name
+from secondorder.environment import environment as environment_of
 from secondorder.optim import CurvatureOptimizer, build_optimizer
 from secondorder.optim.protocol import backward_for_step, batch_loss
 from secondorder.paths import configs_dir, project_root
@@ -401,36 +402,14 @@ def measure_in_child(row: dict, opts: argparse.Namespace) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the report
-def cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def device_name(device: str) -> str:
-    if device == "cuda":
-        return f"cuda-{torch.cuda.get_device_name(0)}"
-    return f"cpu-{cpu_name()}"
-
-
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def environment(opts: argparse.Namespace) -> dict[str, Any]:
-    import transformers
-
-    env: dict[str, Any] = {
-        "torch": torch.__version__, "transformers": transformers.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "torch_threads": torch.get_num_threads(),
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
-    }
-    if opts.device == "cuda":
-        env.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
-                   gpu_count=torch.cuda.device_count())
+    """A run's environment (secondorder.environment), with pytorch_optimizer's version and the
+    checkout's git commit."""
+    env = environment_of(opts.device)
     with contextlib.suppress(Exception):
         env["pytorch_optimizer"] = importlib.metadata.version("pytorch_optimizer")
     with contextlib.suppress(Exception):

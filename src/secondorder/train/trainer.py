@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from secondorder.curvature.blocks import role_blocks
 from secondorder.data.squad import epoch_order, iterate_batches
+from secondorder.environment import device_name, environment
 from secondorder.optim import CurvatureHooks, CurvatureOptimizer, build_optimizer
 from secondorder.optim.protocol import backward_for_step, batch_loss
 from secondorder.optim.scaling import LossScaler
@@ -232,8 +233,11 @@ class Trainer:
         finally:
             self.logger.finish()
         if self.world.main:
-            write_json(self.run_dir / COMPLETE, {"step": progress.step,
-                                                 "train_time_s": progress.train_time_s})
+            write_json(self.run_dir / COMPLETE, {
+                "step": progress.step, "train_time_s": progress.train_time_s,
+                # of the process that finished the run (a resumed run may have started elsewhere)
+                "device": device_name(self.device.type),
+                "environment": environment(self.device.type)})
         if last_eval is None and (self.run_dir / EVAL).exists():
             last_eval = read_json(self.run_dir / EVAL)
         return last_eval or {}
