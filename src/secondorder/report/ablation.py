@@ -243,8 +243,9 @@ def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: 
     import matplotlib.pyplot as plt
 
     shown = {setting: logs for setting, logs in confirmed.items() if logs}
-    rows = math.ceil((len(shown) + 1) / 2)  # the legend's, in 2 columns below both panels
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.6 + 0.25 * rows), layout="constrained")
+    legend_rows = math.ceil((len(shown) + 1) / 2)  # 2 columns below both panels
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.6 + 0.25 * legend_rows),
+                                  layout="constrained")
     null, plateau = [], []
     for i, (setting, logs) in enumerate(shown.items()):
         colour, style = plt.get_cmap("tab10")(i % 10), "-" if i < 10 else "--"
@@ -256,9 +257,10 @@ def _confirmation_figure(confirmed: dict[str, list[RunLogs]], out: Path, scale: 
             f1_by_epoch.append({r["epoch"]: r["f1"] for r in evals})
             ax.plot([r["epoch"] for r in evals], [r["f1"] for r in evals], style, **thin)
             curve = loss_curve(lg)
-            curves.append((curve["epoch"], smoothed(curve["loss"])))
-            ax2.plot(*curves[-1], style, **thin)
-            plateau += list(curves[-1][1][curves[-1][0] >= 0.5])
+            epoch, loss = curve["epoch"], smoothed(curve["loss"])
+            curves.append((epoch, loss))
+            ax2.plot(epoch, loss, style, **thin)
+            plateau += list(loss[epoch >= 0.5])
             null += [v for r in evals[-1:] if (v := null_f1(r)) is not None]
         epochs = sorted(set.intersection(*(set(d) for d in f1_by_epoch)))
         label = f"{setting} ({'mean of ' if len(logs) > 1 else ''}{len(logs)} " \
